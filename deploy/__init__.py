@@ -1,0 +1,1 @@
+"""The deploy tool: ``edgedepth deploy export|compile|quantize|status``."""

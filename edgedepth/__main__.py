@@ -1,0 +1,3 @@
+from edgedepth.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The YAML config: schema, loading, ``--set`` overrides, and errors that name file and key."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
+
+from edgedepth.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+# --- path types for plugin options: relative to the config file --------------------------------
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base_dir = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if not value.is_absolute() and base_dir is not None:
+        value = Path(base_dir) / value
+    return value
+
+
+def _existing_path(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if not value.exists():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+def _output_path(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if not value.parent.is_dir():
+        raise ValueError(f"parent directory does not exist: {value.parent}")
+    return value
+
+
+#: A file or folder that must exist (relative to the config file).
+InputPath = Annotated[Path, AfterValidator(_existing_path)]
+#: A file to be written; its directory must exist (relative to the config file).
+OutputPath = Annotated[Path, AfterValidator(_output_path)]
+#: Any path, made relative to the config file, not checked.
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+
+class PluginSection(BaseModel):
+    """``{type: NAME, ...options}``: the options are validated by the plugin's own model."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ResizeSection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    policy: str = "none"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PreprocessConfig(StrictModel):
+    resize: ResizeSection = Field(default_factory=ResizeSection)
+    #: Bring the backend's depth back to the captured frame's size before postprocessing.
+    restore_size: bool = True
+
+
+class RuntimeConfig(StrictModel):
+    #: live: newest frame wins, stale frames dropped and counted; file: every frame, in order.
+    mode: Literal["auto", "live", "file"] = "auto"
+    #: Capacity of each queue between stages in file mode. Live mode always holds 1 (latest wins).
+    queue_size: int = Field(4, ge=1, le=1024)
+    #: Stop after this many frames (None: until the source ends).
+    max_frames: int | None = Field(None, ge=1)
+    #: Progress bar for file sources: None shows it when stderr is a terminal.
+    progress: bool | None = None
+    #: Where exports and compiled binaries are cached (~/.cache/edgedepth or $EDGEDEPTH_CACHE).
+    cache_dir: ConfigPath | None = None
+    #: Print the per-stage summary table at the end.
+    summary: bool = True
+
+
+class PipelineConfig(StrictModel):
+    plugins: list[str] = Field(default_factory=list)
+    source: PluginSection
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    backend: PluginSection
+    postprocess: list[PluginSection] = Field(default_factory=list)
+    sinks: list[PluginSection] = Field(default_factory=list)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+
+class LoadedConfig(typing.NamedTuple):
+    path: Path | None
+    config: PipelineConfig
+
+    @property
+    def label(self) -> str:
+        return self.path.name if self.path else "<config>"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_config(path: Path, overrides: typing.Sequence[str] = ()) -> LoadedConfig:
+    """Read, override and validate a config file (plugin options are validated later, once the
+    plugins are loaded)."""
+    label = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{label}: invalid YAML{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{label}: the top level must be a mapping of keys, not {type(raw).__name__}"
+        )
+    for override in overrides:
+        apply_override(raw, override)
+    config = validate(PipelineConfig, raw, label, base_dir=path.parent)
+    return LoadedConfig(path, config)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply ``key.path=value`` (``sinks[1].path=x.mp4`` or ``sinks.1.path=x.mp4``) in place;
+    the value is parsed as YAML (``3`` is an int, ``[1, 2]`` a list, ``null`` None)."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {value_text!r}") from None
+    parts: list[str | int] = []
+    for token in key.strip().replace("]", "").replace("[", ".").split("."):
+        if token == "":
+            raise ConfigError(f"--set {key}: malformed key path")
+        parts.append(int(token) if token.isdigit() else token)
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = format_location(parts[: depth + 1])
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                raise ConfigError(f"--set {key}: {where}: no such list item")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {where}: parent is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+
+
+def format_location(loc: typing.Sequence[str | int]) -> str:
+    """('sinks', 1, 'path') → 'sinks[1].path'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate(
+    model: type[ModelT],
+    data: Any,
+    label: str,
+    prefix: typing.Sequence[str | int] = (),
+    base_dir: Path | None = None,
+) -> ModelT:
+    """Validate ``data`` against ``model``; the first problem becomes a one-line
+    :class:`ConfigError` such as ``metric.yaml: sinks[1].path: parent directory does not exist``."""
+    try:
+        return model.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        # A typo'd key usually also makes a required key "missing": report the typo first.
+        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        first = errors[0]
+        loc = [*prefix, *first["loc"]]
+        message = _describe_error(model, first, data)
+        more = (
+            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+            if len(errors) > 1
+            else ""
+        )
+        raise ConfigError(
+            f"{label}: {format_location(loc) or '(top level)'}: {message}{more}"
+        ) from None
+
+
+def _describe_error(model: type[BaseModel], error: Any, data: Any) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        known = _field_names_at(model, loc[:-1])
+        suggestion = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+        return f"unknown key{hint} (known keys: {', '.join(known) or 'none'})"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind not in ("value_error", "assertion_error") and "input" in error:
+        message = f"{message} (got {error['input']!r})"
+    return message
+
+
+def _field_names_at(model: type[BaseModel], loc: typing.Sequence[str | int]) -> list[str]:
+    """Names of the fields of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            current = field.annotation if field else None
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X] → X; Annotated[X, ...] → X."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _unwrap(args[0]) if len(args) == 1 else annotation
+    return annotation

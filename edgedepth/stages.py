@@ -1,0 +1,101 @@
+"""What a plugin's factory returns for each kind of stage, and what it is given to build it.
+
+These are structural (``typing.Protocol``): a plugin needs no base class, only these methods.
+``close()`` is optional everywhere; the runtime calls it when present, on every way out
+(end of stream, error, Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from edgedepth.frame import DepthKind, Frame
+
+RunMode = Literal["live", "file"]
+
+
+class StopPipeline(Exception):
+    """Raised by a source or sink to end the run cleanly (e.g. ``q`` pressed in a window)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source knows before the first frame: enough to size the backend and the sinks."""
+
+    width: int
+    height: int
+    fps: float | None
+    #: A live source (camera) produces frames at its own pace; a file can be read as fast as needed.
+    live: bool
+    frame_count: int | None = None
+    description: str = ""
+
+
+@dataclass
+class BuildContext:
+    """Handed to every factory as its second argument."""
+
+    config_path: Path | None
+    mode: RunMode
+    cache_dir: Path
+    source: SourceInfo | None = None
+    #: (height, width) of the backend's input, decided by the resize policy.
+    input_size: tuple[int, int] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths in the config are relative to."""
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+
+@runtime_checkable
+class Source(Protocol):
+    info: SourceInfo
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames in capture order (``index``, ``timestamp``, ``image``, ``captured_at``)."""
+        ...
+
+
+@runtime_checkable
+class ResizePolicy(Protocol):
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The backend input (height, width) for a frame of this size."""
+        ...
+
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Resize an RGB uint8 frame; return it and what :meth:`restore` needs to undo it."""
+        ...
+
+    def restore(self, depth: np.ndarray, frame_size: tuple[int, int], state: Any) -> np.ndarray:
+        """Bring a depth map computed on the resized image back to ``frame_size`` (h, w)."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    depth_kind: DepthKind
+
+    def infer(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 H×W×3 (already resized) → float32 depth map (any size; 2-D or 1×1×H×W)."""
+        ...
+
+
+@runtime_checkable
+class Postprocessor(Protocol):
+    def process(self, frame: Frame) -> Frame:
+        """Transform ``frame.depth`` (and ``frame.depth_kind``); may keep state across frames."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def write(self, frame: Frame) -> None:
+        """Consume one finished frame. Raise :class:`StopPipeline` to end the run cleanly."""
+        ...

@@ -1,0 +1,149 @@
+"""``camera``: a live camera through PyAV's device inputs (v4l2 on Linux, dshow on Windows,
+avfoundation on macOS), or through OpenCV when it is installed and asked for."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+from pydantic import Field
+
+import edgedepth
+from edgedepth.config import StrictModel
+from edgedepth.errors import EdgedepthError
+from edgedepth.frame import Frame
+from edgedepth.stages import BuildContext, SourceInfo
+
+DEVICE_FORMATS = {"linux": "v4l2", "win32": "dshow", "darwin": "avfoundation"}
+
+
+class CameraOptions(StrictModel):
+    #: Index (0 → /dev/video0 on Linux) or a device string: ``/dev/video2``,
+    #: ``video=Integrated Camera`` (Windows dshow), ``0`` (macOS avfoundation).
+    device: int | str = 0
+    width: int | None = Field(None, gt=0)
+    height: int | None = Field(None, gt=0)
+    fps: float | None = Field(None, gt=0)
+    #: ``auto`` uses PyAV; ``opencv`` needs the ``cv`` extra.
+    api: Literal["auto", "pyav", "opencv"] = "auto"
+    #: FFmpeg input format, when the platform default is not right.
+    input_format: str | None = None
+
+
+def _device_string(device: int | str, input_format: str) -> str:
+    if isinstance(device, str) and not device.isdigit():
+        return device
+    index = int(device)
+    if input_format == "v4l2":
+        return f"/dev/video{index}"
+    if input_format == "dshow":
+        raise EdgedepthError(
+            f"camera: device {index}: on Windows give the camera's name, e.g. "
+            "device: 'video=Integrated Camera' (list them with "
+            "`ffmpeg -list_devices true -f dshow -i dummy`), or install the `cv` extra and "
+            "set api: opencv to use an index"
+        )
+    return str(index)
+
+
+class PyAVCamera:
+    def __init__(self, options: CameraOptions) -> None:
+        input_format = options.input_format or DEVICE_FORMATS.get(sys.platform, "v4l2")
+        device = _device_string(options.device, input_format)
+        if input_format == "v4l2" and not Path(device).exists():
+            raise EdgedepthError(f"camera: {device} not found (no such video device)")
+        device_options: dict[str, str] = {}
+        if options.width and options.height:
+            device_options["video_size"] = f"{options.width}x{options.height}"
+        if options.fps:
+            device_options["framerate"] = f"{options.fps:g}"
+        try:
+            self._container = av.open(device, format=input_format, options=device_options)
+        except (av.FFmpegError, OSError) as exc:
+            raise EdgedepthError(f"camera: cannot open {device} ({input_format}): {exc}") from None
+        stream = self._container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self.info = SourceInfo(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate) if rate else options.fps,
+            live=True,
+            description=f"{input_format}:{device}",
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        start = time.perf_counter()
+        for index, decoded in enumerate(self._container.decode(video=0)):
+            now = time.perf_counter()
+            image = decoded.to_ndarray(format="rgb24")
+            yield Frame(index=index, timestamp=now - start, image=image, captured_at=now)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class OpenCVCamera:
+    def __init__(self, options: CameraOptions) -> None:
+        try:
+            import cv2
+        except ImportError:
+            raise EdgedepthError(
+                'camera: api: opencv needs OpenCV: pip install "edgedepth[cv]"'
+            ) from None
+        self._cv2 = cv2
+        device: Any = int(options.device) if str(options.device).isdigit() else options.device
+        self._capture = cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            raise EdgedepthError(f"camera: cannot open device {options.device!r} with OpenCV")
+        if options.width and options.height:
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, options.width)
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, options.height)
+        if options.fps:
+            self._capture.set(cv2.CAP_PROP_FPS, options.fps)
+        ok, first = self._capture.read()
+        if not ok:
+            self._capture.release()
+            raise EdgedepthError(f"camera: device {options.device!r} opened but gives no frames")
+        self._first = first
+        self.info = SourceInfo(
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=self._capture.get(cv2.CAP_PROP_FPS) or options.fps,
+            live=True,
+            description=f"opencv:{options.device}",
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        start = time.perf_counter()
+        index = 0
+        bgr = self._first
+        while True:
+            now = time.perf_counter()
+            yield Frame(
+                index=index,
+                timestamp=now - start,
+                image=self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB),
+                captured_at=now,
+            )
+            index += 1
+            ok, bgr = self._capture.read()
+            if not ok:
+                return
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def open_camera(options: CameraOptions, context: BuildContext) -> PyAVCamera | OpenCVCamera:
+    if options.api == "opencv":
+        return OpenCVCamera(options)
+    return PyAVCamera(options)
+
+
+@edgedepth.hookimpl
+def register_sources(register):
+    register("camera", CameraOptions, open_camera, description="a live camera (PyAV or OpenCV)")

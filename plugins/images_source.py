@@ -1,0 +1,84 @@
+"""``images``: a folder of images or a glob, in natural sort order (img2 before img10)."""
+
+from __future__ import annotations
+
+import glob
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pydantic import Field
+
+import edgedepth
+from edgedepth.config import StrictModel
+from edgedepth.errors import EdgedepthError
+from edgedepth.frame import Frame
+from edgedepth.stages import BuildContext, SourceInfo
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class ImagesOptions(StrictModel):
+    #: A folder (every image in it) or a glob such as ``frames/*.png`` (relative to the config).
+    path: str
+    #: Rate used for the frames' timestamps (and for pacing in live mode).
+    fps: float = Field(30.0, gt=0)
+
+
+def natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EdgedepthError(f"{path}: cannot read image: {exc}") from None
+
+
+class ImagesSource:
+    def __init__(self, options: ImagesOptions, context: BuildContext) -> None:
+        pattern = Path(options.path).expanduser()
+        if not pattern.is_absolute():
+            pattern = context.base_dir / pattern
+        if glob.has_magic(str(pattern)):
+            paths = [Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file()]
+        elif pattern.is_dir():
+            paths = [p for p in pattern.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        elif pattern.is_file():
+            paths = [pattern]
+        else:
+            raise EdgedepthError(f"{pattern}: no such folder or file")
+        if not paths:
+            raise EdgedepthError(f"{pattern}: no images found")
+        self.paths = sorted(paths, key=natural_key)
+        self._fps = options.fps
+        first = read_rgb(self.paths[0])
+        self.info = SourceInfo(
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=options.fps,
+            live=False,
+            frame_count=len(self.paths),
+            description=str(pattern),
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths):
+            image = read_rgb(path)
+            yield Frame(
+                index=index,
+                timestamp=index / self._fps,
+                image=image,
+                captured_at=time.perf_counter(),
+                extras={"path": str(path)},
+            )
+
+
+@edgedepth.hookimpl
+def register_sources(register):
+    register("images", ImagesOptions, ImagesSource, description="a folder or glob of images")

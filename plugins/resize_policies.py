@@ -1,0 +1,159 @@
+"""Resize policies: how a captured frame becomes the backend's input, and how the depth map
+comes back to the frame's size.
+
+- ``fixed``: stretch to width × height (LPCVC: 350×350 relative, 336×336 metric).
+- ``keep-aspect``: the official DepthAnythingV2 preprocessing: scale so the shorter side is at
+  least ``lower_bound``, each side a multiple of ``multiple_of`` (480×640 → 518×686), cubic.
+- ``letterbox``: scale to fit inside width × height, pad the rest; the padding is cut off the
+  depth map before it is resized back.
+- ``none``: the backend takes the frame as it is (e.g. a graph that resizes inside itself).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+import edgedepth
+from edgedepth.config import StrictModel
+from edgedepth.imageops import Interpolation, resize_depth, resize_rgb
+from edgedepth.stages import BuildContext
+
+
+class FixedOptions(StrictModel):
+    width: int = Field(350, gt=0)
+    height: int = Field(350, gt=0)
+    interpolation: Interpolation = "bilinear"
+
+
+class KeepAspectOptions(StrictModel):
+    lower_bound: int = Field(518, gt=0)
+    multiple_of: int = Field(14, gt=0)
+    interpolation: Interpolation = "bicubic"
+
+
+class LetterboxOptions(StrictModel):
+    width: int = Field(518, gt=0)
+    height: int = Field(518, gt=0)
+    #: RGB value of the padding.
+    pad_value: int = Field(0, ge=0, le=255)
+    interpolation: Interpolation = "bilinear"
+
+
+class NoOptions(StrictModel):
+    pass
+
+
+class _ResizeBack:
+    """Shared ``restore``: resize the depth map back to the frame (bilinear)."""
+
+    def restore(self, depth: np.ndarray, frame_size: tuple[int, int], state: Any) -> np.ndarray:
+        return resize_depth(depth, frame_size, "bilinear")
+
+
+class FixedResize(_ResizeBack):
+    def __init__(self, options: FixedOptions, context: BuildContext) -> None:
+        self.size = (options.height, options.width)
+        self.interpolation = options.interpolation
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.size
+
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        return resize_rgb(image, self.size, self.interpolation), None
+
+
+def keep_aspect_size(
+    height: int, width: int, lower_bound: int, multiple_of: int
+) -> tuple[int, int]:
+    """Official DAv2 sizing: the scale that brings the shorter side to ``lower_bound``, then each
+    side rounded to a multiple (rounded up instead if rounding would go below the bound)."""
+    scale = max(lower_bound / height, lower_bound / width)
+
+    def constrain(value: float) -> int:
+        rounded = round(value / multiple_of) * multiple_of
+        if rounded < lower_bound:
+            rounded = math.ceil(value / multiple_of) * multiple_of
+        return int(rounded)
+
+    return constrain(height * scale), constrain(width * scale)
+
+
+class KeepAspectResize(_ResizeBack):
+    def __init__(self, options: KeepAspectOptions, context: BuildContext) -> None:
+        self.options = options
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return keep_aspect_size(height, width, self.options.lower_bound, self.options.multiple_of)
+
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        size = self.input_size(image.shape[0], image.shape[1])
+        return resize_rgb(image, size, self.options.interpolation), None
+
+
+@dataclass(frozen=True)
+class LetterboxState:
+    top: int
+    left: int
+    content_height: int
+    content_width: int
+
+
+class LetterboxResize:
+    def __init__(self, options: LetterboxOptions, context: BuildContext) -> None:
+        self.options = options
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.options.height, self.options.width
+
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxState]:
+        out_h, out_w = self.options.height, self.options.width
+        scale = min(out_h / image.shape[0], out_w / image.shape[1])
+        content_h = max(1, round(image.shape[0] * scale))
+        content_w = max(1, round(image.shape[1] * scale))
+        content = resize_rgb(image, (content_h, content_w), self.options.interpolation)
+        canvas = np.full((out_h, out_w, 3), self.options.pad_value, dtype=np.uint8)
+        top, left = (out_h - content_h) // 2, (out_w - content_w) // 2
+        canvas[top : top + content_h, left : left + content_w] = content
+        return canvas, LetterboxState(top, left, content_h, content_w)
+
+    def restore(
+        self, depth: np.ndarray, frame_size: tuple[int, int], state: LetterboxState
+    ) -> np.ndarray:
+        # The depth map may not be at the letterboxed size: scale the padding box to it first.
+        sy = depth.shape[0] / self.options.height
+        sx = depth.shape[1] / self.options.width
+        top, left = round(state.top * sy), round(state.left * sx)
+        bottom = top + max(1, round(state.content_height * sy))
+        right = left + max(1, round(state.content_width * sx))
+        return resize_depth(depth[top:bottom, left:right], frame_size, "bilinear")
+
+
+class NoResize(_ResizeBack):
+    def __init__(self, options: NoOptions, context: BuildContext) -> None:
+        pass
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return height, width
+
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        return image, None
+
+
+@edgedepth.hookimpl
+def register_resize_policies(register):
+    register("fixed", FixedOptions, FixedResize, description="stretch to width × height")
+    register(
+        "keep-aspect",
+        KeepAspectOptions,
+        KeepAspectResize,
+        description="official DAv2: shorter side ≥ lower_bound, sides multiple of 14, cubic",
+    )
+    register(
+        "letterbox", LetterboxOptions, LetterboxResize, description="fit and pad; unpad output"
+    )
+    register("none", NoOptions, NoResize, description="frame as captured (in-graph resize)")

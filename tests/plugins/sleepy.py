@@ -1,0 +1,37 @@
+"""A test backend: depth = mean of the RGB channels, after an optional fixed delay.
+
+Loaded from configs as a ``.py`` plugin, the way a user's own plugin file would be."""
+
+import time
+
+import numpy as np
+from pydantic import Field
+
+import edgedepth
+from edgedepth.config import StrictModel
+
+
+class SleepyOptions(StrictModel):
+    delay_ms: float = Field(0.0, ge=0)
+    #: Raise on this frame number (counted from 0 in arrival order).
+    fail_at: int | None = None
+
+
+class SleepyBackend:
+    depth_kind = edgedepth.DepthKind.RELATIVE_DISPARITY
+
+    def __init__(self, options: SleepyOptions, context: edgedepth.BuildContext) -> None:
+        self.options = options
+        self.calls = 0
+
+    def infer(self, image: np.ndarray) -> np.ndarray:
+        if self.options.fail_at is not None and self.calls == self.options.fail_at:
+            raise RuntimeError("boom")
+        self.calls += 1
+        time.sleep(self.options.delay_ms / 1000)
+        return image.astype(np.float32).mean(axis=2)
+
+
+@edgedepth.hookimpl
+def register_backends(register):
+    register("sleepy", SleepyOptions, SleepyBackend, description="test: mean of RGB, with a delay")

@@ -1,0 +1,72 @@
+"""Plugin discovery: built-ins, config-named files, installed packages (entry points)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import run_edgedepth, synthetic_config
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "plugin_example"
+
+
+def test_plugins_json_lists_the_builtins():
+    result = run_edgedepth("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert set(listing) == {"sources", "resize", "backends", "postprocessors", "sinks"}
+    names = {kind: {e["name"]: e for e in entries} for kind, entries in listing.items()}
+    assert {"video", "images", "camera", "synthetic"} <= set(names["sources"])
+    assert {"fixed", "keep-aspect", "letterbox", "none"} <= set(names["resize"])
+    assert "npy" in names["sinks"]
+    assert names["sinks"]["npy"]["plugin"] == "edgedepth.plugins.npy_sink"
+    assert "dir" in names["sinks"]["npy"]["options"]["properties"]
+
+
+def test_plugins_with_config_include_its_plugins(tmp_path, write_config):
+    config = write_config(synthetic_config(tmp_path))
+    result = run_edgedepth("plugins", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "sleepy" in result.stdout and "sleepy.py" in result.stdout
+
+
+def test_installed_example_plugin_package(tmp_path, write_config):
+    """The README's example package, installed for real (pip, into its own folder), is found
+    through its entry point and runs in a pipeline."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+    )
+    env = {"PYTHONPATH": str(target)}
+    listing = json.loads(run_edgedepth("plugins", "--json", env=env).stdout)
+    backends = {e["name"]: e for e in listing["backends"]}
+    assert backends["gradient"]["plugin"] == "gradient"  # the entry point's name
+    config = write_config(
+        {
+            "source": {"type": "synthetic", "frames": 4, "width": 64, "height": 48},
+            "backend": {"type": "gradient", "near": 0.5, "far": 10.0},
+            "sinks": [{"type": "npy", "dir": "out"}],
+        }
+    )
+    result = run_edgedepth("run", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    depth = np.load(tmp_path / "out" / "000003.npy")
+    assert depth.shape == (48, 64)
+    np.testing.assert_allclose(depth[0], 10.0)  # top row far, bottom row near
+    np.testing.assert_allclose(depth[-1], 0.5)

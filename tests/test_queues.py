@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from edgedepth.queues import Closed, StageQueue
+
+
+def test_latest_policy_drops_oldest_and_counts():
+    dropped = []
+    queue = StageQueue("q", 2, "latest", on_drop=dropped.append)
+    for item in range(5):
+        queue.put(item)
+    assert queue.dropped == 3 and dropped == [0, 1, 2]
+    assert [queue.get(), queue.get()] == [3, 4]
+
+
+def test_block_policy_waits_for_the_consumer():
+    queue = StageQueue("q", 1, "block")
+    queue.put(1)
+    done = threading.Event()
+
+    def producer():
+        queue.put(2)
+        done.set()
+
+    threading.Thread(target=producer, daemon=True).start()
+    assert not done.wait(0.2)  # full: the producer waits, nothing is dropped
+    assert queue.get() == 1
+    assert done.wait(2)
+    assert queue.get() == 2 and queue.dropped == 0
+
+
+def test_close_drains_then_ends_and_abort_releases_everyone():
+    queue = StageQueue("q", 3, "block")
+    queue.put("a")
+    queue.close()
+    assert queue.get() == "a"
+    with pytest.raises(Closed):
+        queue.get()
+
+    full = StageQueue("q", 1, "block")
+    full.put(1)
+    errors = []
+
+    def producer():
+        try:
+            full.put(2)
+        except Closed:
+            errors.append("closed")
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(0.1)
+    full.abort()
+    thread.join(2)
+    assert errors == ["closed"]
+    with pytest.raises(Closed):
+        full.get()
