@@ -27,7 +27,9 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.camera_source",
     "edgedepth.plugins.synthetic_source",
     "edgedepth.plugins.resize_policies",
+    "edgedepth.plugins.postprocessors",
     "edgedepth.plugins.npy_sink",
+    "edgedepth.plugins.video_sink",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)

@@ -1,4 +1,4 @@
-"""A test backend: depth = mean of the RGB channels, after an optional fixed delay.
+"""A test backend: depth = mean of the RGB channels × scale, after an optional fixed delay.
 
 Loaded from configs as a ``.py`` plugin, the way a user's own plugin file would be."""
 
@@ -15,13 +15,15 @@ class SleepyOptions(StrictModel):
     delay_ms: float = Field(0.0, ge=0)
     #: Raise on this frame number (counted from 0 in arrival order).
     fail_at: int | None = None
+    #: What the output claims to be, and a factor applied to it (e.g. 0.05 → 0..12.75 m).
+    kind: edgedepth.DepthKind = edgedepth.DepthKind.RELATIVE_DISPARITY
+    scale: float = 1.0
 
 
 class SleepyBackend:
-    depth_kind = edgedepth.DepthKind.RELATIVE_DISPARITY
-
     def __init__(self, options: SleepyOptions, context: edgedepth.BuildContext) -> None:
         self.options = options
+        self.depth_kind = options.kind
         self.calls = 0
 
     def infer(self, image: np.ndarray) -> np.ndarray:
@@ -29,7 +31,7 @@ class SleepyBackend:
             raise RuntimeError("boom")
         self.calls += 1
         time.sleep(self.options.delay_ms / 1000)
-        return image.astype(np.float32).mean(axis=2)
+        return image.astype(np.float32).mean(axis=2) * np.float32(self.options.scale)
 
 
 @edgedepth.hookimpl

@@ -1,0 +1,125 @@
+"""Depth to colour: lookup-table colour maps (no matplotlib), a display range that is stable
+over time, and the side-by-side view (RGB | depth, colour bar, text) shared by the display
+window and the video recording."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from edgedepth.frame import DepthKind
+
+ColormapName = Literal["turbo", "inferno", "spectral_r", "gray"]
+COLORMAPS: tuple[ColormapName, ...] = ("turbo", "inferno", "spectral_r", "gray")
+
+
+@functools.cache
+def colormap(name: ColormapName) -> np.ndarray:
+    """256×3 uint8 lookup table (sampled once from matplotlib's maps, stored as data)."""
+    with np.load(Path(__file__).with_name("colormaps.npz")) as tables:
+        return tables[name]
+
+
+def nearness(depth: np.ndarray, kind: DepthKind | None, low: float, high: float) -> np.ndarray:
+    """0..1 with 1 = near, whatever the depth kind (disparity grows near, depth grows far)."""
+    scaled = (depth - low) / max(high - low, 1e-12)
+    scaled = np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
+    return scaled if kind == DepthKind.RELATIVE_DISPARITY else 1.0 - scaled
+
+
+def colorize(
+    depth: np.ndarray, kind: DepthKind | None, low: float, high: float, name: ColormapName
+) -> np.ndarray:
+    """H×W float depth → H×W×3 uint8, near at the bright/warm end of the map."""
+    index = (nearness(depth, kind, low, high) * 255.0 + 0.5).astype(np.uint8)
+    return colormap(name)[index]
+
+
+@dataclass
+class DisplayRange:
+    """The value range mapped to the colour map, smoothed over frames so colours do not flicker
+    (the reference DAv2 video script normalises each frame on its own, which does). For metric
+    depth a fixed range in metres can be given instead."""
+
+    fixed: tuple[float, float] | None = None
+    #: Weight of the newest frame's percentiles in the running range.
+    smoothing: float = 0.1
+    percentiles: tuple[float, float] = (2.0, 98.0)
+    _range: tuple[float, float] | None = field(default=None, init=False)
+
+    def update(self, depth: np.ndarray) -> tuple[float, float]:
+        if self.fixed is not None:
+            return self.fixed
+        finite = depth[np.isfinite(depth)]
+        if finite.size == 0:
+            return self._range or (0.0, 1.0)
+        low, high = (float(v) for v in np.percentile(finite[::7], self.percentiles))
+        if self._range is None:
+            self._range = (low, high)
+        else:
+            a = self.smoothing
+            self._range = (
+                (1 - a) * self._range[0] + a * low,
+                (1 - a) * self._range[1] + a * high,
+            )
+        return self._range
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def unit_label(kind: DepthKind | None) -> str:
+    return {
+        DepthKind.METRIC_METERS: "m",
+        DepthKind.RELATIVE_DISPARITY: "disparity (rel.)",
+        DepthKind.RELATIVE_DEPTH: "depth (rel.)",
+    }.get(kind, "")
+
+
+def colour_bar(
+    height: int, kind: DepthKind | None, low: float, high: float, name: ColormapName
+) -> np.ndarray:
+    """A vertical bar (near at the top) with value labels, H × 90 × 3 uint8."""
+    bar_width, total_width = 18, 90
+    ramp = np.linspace(1.0, 0.0, height)  # nearness, top = near
+    table = colormap(name)
+    panel = Image.new("RGB", (total_width, height), (24, 24, 24))
+    bar = np.repeat(table[(ramp * 255 + 0.5).astype(np.uint8)][:, None], bar_width, axis=1)
+    panel.paste(Image.fromarray(bar), (6, 0))
+    draw = ImageDraw.Draw(panel)
+    font = _font(12)
+    near_value, far_value = (high, low) if kind == DepthKind.RELATIVE_DISPARITY else (low, high)
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        value = near_value + (far_value - near_value) * fraction
+        y = min(int(fraction * (height - 1)), height - 14)
+        draw.text((bar_width + 10, y), f"{value:.2f}", fill=(235, 235, 235), font=font)
+    draw.text((bar_width + 10, height // 2 - 20), unit_label(kind), fill=(180, 180, 180), font=font)
+    return np.asarray(panel)
+
+
+def side_by_side(
+    image: np.ndarray,
+    depth_rgb: np.ndarray,
+    bar: np.ndarray | None = None,
+    text: str = "",
+) -> np.ndarray:
+    """RGB | colourised depth [| colour bar], with a line of text over the RGB panel."""
+    panels = [image, depth_rgb] + ([bar] if bar is not None else [])
+    canvas = np.concatenate(panels, axis=1)
+    if text:
+        pil = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(pil)
+        draw.rectangle((0, 0, 8 + 7 * len(text), 20), fill=(0, 0, 0))
+        draw.text((4, 3), text, fill=(255, 255, 255), font=_font(13))
+        canvas = np.asarray(pil)
+    return canvas
