@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.postprocessors",
     "edgedepth.plugins.npy_sink",
     "edgedepth.plugins.video_sink",
+    "edgedepth.plugins.display_sink",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)
