@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.camera_source",
     "edgedepth.plugins.synthetic_source",
     "edgedepth.plugins.resize_policies",
+    "edgedepth.plugins.dav2_backend",
     "edgedepth.plugins.postprocessors",
     "edgedepth.plugins.npy_sink",
     "edgedepth.plugins.video_sink",

@@ -1,0 +1,77 @@
+"""The contract of an exported depth graph, shared by the exporter (needs torch), the ONNX/QNN
+runtime (does not) and the deploy tool: one float32 NCHW RGB input named ``image``, one output
+``depth`` of shape 1×1×H×W, and the pre/post processing that can live inside the graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from edgedepth.config import StrictModel
+from edgedepth.errors import EdgedepthError
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "depth"
+#: ImageNet statistics on the 0–255 scale (the LPCVC in-graph normalisation).
+MEAN_255 = (123.675, 116.28, 103.53)
+STD_255 = (58.395, 57.12, 57.375)
+#: Written beside every exported / compiled model: what the graph expects and returns.
+MANIFEST_NAME = "manifest.json"
+
+
+class GraphOptions(StrictModel):
+    """What is baked into the exported graph (all reachable from ``backend.graph`` in YAML).
+
+    LPCVC layout: ``{resize_to: [350, 350], output_size: [480, 640], invert: true}`` with the
+    resize policy ``none`` (the graph takes the 480×640 frame)."""
+
+    #: Input on the 0–255 scale, ImageNet normalisation inside the graph. False: the host
+    #: normalises and the graph takes normalised input.
+    normalize: bool = True
+    #: Resize inside the graph to this (height, width) before the network (bilinear); the graph
+    #: then takes the image at the size the resize policy delivers (usually ``none``: as captured).
+    resize_to: tuple[int, int] | None = None
+    #: Resize the depth inside the graph to this (height, width), or "input" for the graph's input.
+    output_size: tuple[int, int] | str | None = None
+    #: ``align_corners`` of the in-graph bilinear resizes (LPCVC: true).
+    align_corners: bool = True
+    #: Relative models: ``1 - minmax(d)`` inside the graph (LPCVC: near 0 → far 1).
+    invert: bool = False
+    opset: int = Field(17, ge=13, le=21)
+
+    @model_validator(mode="after")
+    def _check(self) -> GraphOptions:
+        if isinstance(self.output_size, str) and self.output_size != "input":
+            raise ValueError('output_size must be [height, width] or "input"')
+        if self.resize_to is not None and any(side % 14 for side in self.resize_to):
+            raise ValueError(f"resize_to {list(self.resize_to)}: sides must be multiples of 14")
+        return self
+
+
+def normalize_on_host(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 → 1×3×H×W float32 with ImageNet normalisation (for ``normalize: false``)."""
+    tensor = image.astype(np.float32).transpose(2, 0, 1)[np.newaxis]
+    mean = np.asarray(MEAN_255, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(STD_255, np.float32).reshape(1, 3, 1, 1)
+    return (tensor - mean) / std
+
+
+def image_tensor(image: np.ndarray, normalize_in_graph: bool) -> np.ndarray:
+    """H×W×3 uint8 → the graph's 1×3×H×W float32 input."""
+    if normalize_in_graph:
+        return np.ascontiguousarray(image.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+    return normalize_on_host(image)
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgedepthError(f"{path}: not valid JSON ({exc})") from None

@@ -1,0 +1,396 @@
+"""DepthAnythingV2 checkpoints: official ``.pth`` files and Hugging Face ``*-hf`` folders, read
+without executing pickled code, converted to our (the official) layout, and checked against the
+chosen variant with errors that list the mismatched keys.
+
+Official files are downloaded on request (never at import) into the cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import pickle
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgedepth.errors import EdgedepthError
+from edgedepth.models.dav2 import ENCODERS, DAv2Config, DepthAnythingV2, ModelKind
+
+log = logging.getLogger("edgedepth")
+
+StateDict = dict[str, torch.Tensor]
+
+_SIZE_NAMES = {"vits": "Small", "vitb": "Base", "vitl": "Large"}
+_METRIC_DATASETS = {"hypersim": ("Hypersim", 20.0), "vkitti": ("VKITTI", 80.0)}
+
+
+class CheckpointError(EdgedepthError):
+    """A checkpoint cannot be read, is refused, or does not fit the chosen variant."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint file says about itself."""
+
+    path: Path
+    #: From config.json (HF) or the official file name; None when it cannot be told.
+    kind: ModelKind | None
+    max_depth: float | None
+    #: Tapped blocks from a HF config (``out_indices``); None for plain state dicts.
+    tapped_blocks: tuple[int, int, int, int] | None
+    num_heads: int | None
+
+
+# --- official files ------------------------------------------------------------------------------
+
+
+def official_filename(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
+    if kind == "relative":
+        return f"depth_anything_v2_{encoder}.pth"
+    return f"depth_anything_v2_metric_{dataset}_{encoder}.pth"
+
+
+def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
+    size = _SIZE_NAMES[encoder]
+    repo = (
+        f"Depth-Anything-V2-{size}"
+        if kind == "relative"
+        else f"Depth-Anything-V2-Metric-{_METRIC_DATASETS[dataset][0]}-{size}"
+    )
+    filename = official_filename(kind, encoder, dataset)
+    return f"https://huggingface.co/depth-anything/{repo}/resolve/main/{filename}"
+
+
+def default_max_depth(dataset: str) -> float:
+    return _METRIC_DATASETS[dataset][1]
+
+
+def fetch_official(
+    kind: ModelKind, encoder: str, dataset: str, cache_dir: Path, timeout: float = 10.0
+) -> Path:
+    """The official checkpoint from the cache, downloaded (with a progress bar) if missing."""
+    from tqdm import tqdm
+
+    filename = official_filename(kind, encoder, dataset)
+    target = cache_dir / "checkpoints" / filename
+    if target.exists():
+        return target
+    url = official_url(kind, encoder, dataset)
+    licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
+    log.info("downloading %s (%s) from %s", filename, licence, url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(filename + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise CheckpointError(
+            f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
+            f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
+        ) from None
+    partial.replace(target)
+    return target
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: Path) -> tuple[StateDict, CheckpointInfo]:
+    """Read a checkpoint in the official layout (converting Hugging Face layouts).
+
+    Accepts an official ``.pth``, a ``.safetensors`` file (with ``config.json`` beside it if it
+    is in the HF layout) or a HF model folder."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    hf_config: dict[str, Any] | None = None
+    weights = path
+    if path.is_dir():
+        candidates = [path / "model.safetensors", path / "pytorch_model.bin"]
+        weights = next((c for c in candidates if c.exists()), None)  # type: ignore[assignment]
+        if weights is None:
+            raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin in folder")
+    config_file = weights.parent / "config.json"
+    if config_file.exists() and weights.suffix != ".pth":
+        try:
+            hf_config = json.loads(config_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{config_file}: not valid JSON ({exc})") from None
+    state = _load_tensors(weights)
+    if any(key.startswith("backbone.") for key in state):
+        state = hf_to_official(state)
+    elif any(key.startswith("module.") for key in state):
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+    return state, _describe(path, weights, hf_config)
+
+
+def _load_tensors(path: Path) -> StateDict:
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(
+                f"cannot read {path}: truncated or not safetensors ({exc})"
+            ) from None
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc) or "Unsupported" in str(exc):
+            raise CheckpointError(
+                f"refused to load {path}: it contains pickled Python objects or code, not only "
+                "tensors (official checkpoints are plain state dicts)"
+            ) from None
+        raise CheckpointError(f"cannot read {path}: not a PyTorch checkpoint ({exc})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read {path}: truncated or not a PyTorch checkpoint ({first_line})"
+        ) from None
+    if (
+        isinstance(loaded, dict)
+        and "state_dict" in loaded
+        and isinstance(loaded["state_dict"], dict)
+    ):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise CheckpointError(f"{path}: not a state dict of tensors")
+    return loaded
+
+
+def _describe(path: Path, weights: Path, hf_config: dict[str, Any] | None) -> CheckpointInfo:
+    kind: ModelKind | None = None
+    max_depth: float | None = None
+    tapped: tuple[int, int, int, int] | None = None
+    heads: int | None = None
+    if hf_config is not None:
+        kind = "metric" if hf_config.get("depth_estimation_type") == "metric" else "relative"
+        max_depth = float(hf_config["max_depth"]) if kind == "metric" else None
+        backbone = hf_config.get("backbone_config") or {}
+        if "out_indices" in backbone:
+            tapped = tuple(int(i) - 1 for i in backbone["out_indices"])  # type: ignore[assignment]
+        heads = backbone.get("num_attention_heads")
+    else:
+        name = weights.name.lower()
+        if re.fullmatch(r"depth_anything_v2_vit[sbl]\.pth", name):
+            kind = "relative"
+        elif "metric" in name:
+            kind = "metric"
+        for dataset, (_, depth) in _METRIC_DATASETS.items():
+            if dataset in name:
+                max_depth = depth
+    return CheckpointInfo(path, kind, max_depth, tapped, heads)
+
+
+# --- Hugging Face layout -------------------------------------------------------------------------
+
+
+def _renames(depth: int) -> dict[str, str]:
+    """official name → HF name, for every parameter except the fused qkv."""
+    names = {
+        "pretrained.cls_token": "backbone.embeddings.cls_token",
+        "pretrained.mask_token": "backbone.embeddings.mask_token",
+        "pretrained.pos_embed": "backbone.embeddings.position_embeddings",
+    }
+    wb = ("weight", "bias")
+    for p in wb:
+        names[f"pretrained.patch_embed.proj.{p}"] = (
+            f"backbone.embeddings.patch_embeddings.projection.{p}"
+        )
+        names[f"pretrained.norm.{p}"] = f"backbone.layernorm.{p}"
+    for i in range(depth):
+        ours, theirs = f"pretrained.blocks.{i}", f"backbone.encoder.layer.{i}"
+        names[f"{ours}.ls1.gamma"] = f"{theirs}.layer_scale1.lambda1"
+        names[f"{ours}.ls2.gamma"] = f"{theirs}.layer_scale2.lambda1"
+        for p in wb:
+            for part in ("norm1", "norm2", "mlp.fc1", "mlp.fc2"):
+                names[f"{ours}.{part}.{p}"] = f"{theirs}.{part}.{p}"
+            names[f"{ours}.attn.proj.{p}"] = f"{theirs}.attention.output.dense.{p}"
+    for i in range(4):
+        for p in wb:
+            names[f"depth_head.projects.{i}.{p}"] = (
+                f"neck.reassemble_stage.layers.{i}.projection.{p}"
+            )
+            if i != 2:
+                names[f"depth_head.resize_layers.{i}.{p}"] = (
+                    f"neck.reassemble_stage.layers.{i}.resize.{p}"
+                )
+        names[f"depth_head.scratch.layer{i + 1}_rn.weight"] = f"neck.convs.{i}.weight"
+        ours, theirs = f"depth_head.scratch.refinenet{4 - i}", f"neck.fusion_stage.layers.{i}"
+        for p in wb:
+            names[f"{ours}.out_conv.{p}"] = f"{theirs}.projection.{p}"
+            for unit in (1, 2):
+                for conv in (1, 2):
+                    names[f"{ours}.resConfUnit{unit}.conv{conv}.{p}"] = (
+                        f"{theirs}.residual_layer{unit}.convolution{conv}.{p}"
+                    )
+    for p in wb:
+        names[f"depth_head.scratch.output_conv1.{p}"] = f"head.conv1.{p}"
+        names[f"depth_head.scratch.output_conv2.0.{p}"] = f"head.conv2.{p}"
+        names[f"depth_head.scratch.output_conv2.2.{p}"] = f"head.conv3.{p}"
+    return names
+
+
+def _hf_depth(state: StateDict) -> int:
+    indices = {
+        int(m.group(1)) for k in state if (m := re.match(r"backbone\.encoder\.layer\.(\d+)\.", k))
+    }
+    return max(indices) + 1 if indices else 0
+
+
+# transformers ≥ 5 names the attention projections q/k/v/o_proj in memory.
+_HF5_ALIASES = {
+    ".attention.q_proj.": ".attention.attention.query.",
+    ".attention.k_proj.": ".attention.attention.key.",
+    ".attention.v_proj.": ".attention.attention.value.",
+    ".attention.o_proj.": ".attention.output.dense.",
+}
+
+
+def hf_to_official(state: StateDict) -> StateDict:
+    """Hugging Face ``DepthAnythingForDepthEstimation`` weights → the official layout. Keys
+    that do not map are kept as they are (the strict load then reports them)."""
+    hub_state = {}
+    for key, value in state.items():
+        for alias, canonical in _HF5_ALIASES.items():
+            key = key.replace(alias, canonical)
+        hub_state[key] = value
+    depth = _hf_depth(hub_state)
+    to_official = {hf: ours for ours, hf in _renames(depth).items()}
+    converted: StateDict = {}
+    for key, value in hub_state.items():
+        match = re.fullmatch(
+            r"backbone\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)",
+            key,
+        )
+        if match:
+            continue  # fused below
+        converted[to_official.get(key, key)] = value
+    for i in range(depth):
+        prefix = f"backbone.encoder.layer.{i}.attention.attention"
+        for p in ("weight", "bias"):
+            parts = [hub_state.get(f"{prefix}.{name}.{p}") for name in ("query", "key", "value")]
+            if all(part is not None for part in parts):
+                converted[f"pretrained.blocks.{i}.attn.qkv.{p}"] = torch.cat(parts, dim=0)  # type: ignore[arg-type]
+    return converted
+
+
+def official_to_hf(state: StateDict) -> StateDict:
+    """The official layout → Hugging Face's (the inverse of :func:`hf_to_official`)."""
+    depth = 1 + max(
+        int(m.group(1)) for k in state if (m := re.match(r"pretrained\.blocks\.(\d+)\.", k))
+    )
+    renames = _renames(depth)
+    converted: StateDict = {}
+    for key, value in state.items():
+        match = re.fullmatch(r"pretrained\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
+        if match:
+            prefix = f"backbone.encoder.layer.{match.group(1)}.attention.attention"
+            for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0), strict=True):
+                converted[f"{prefix}.{name}.{match.group(2)}"] = part.clone()
+            continue
+        converted[renames.get(key, key)] = value
+    return converted
+
+
+# --- variant and strict load ---------------------------------------------------------------------
+
+
+def infer_config(state: StateDict, info: CheckpointInfo) -> DAv2Config:
+    """The variant the weights were trained as (kind and max_depth are set by the caller)."""
+    try:
+        embed_dim = state["pretrained.patch_embed.proj.weight"].shape[0]
+        depth = 1 + max(
+            int(m.group(1)) for k in state if (m := re.match(r"pretrained\.blocks\.(\d+)\.", k))
+        )
+        pos_grid = math.isqrt(state["pretrained.pos_embed"].shape[1] - 1)
+        features = state["depth_head.scratch.layer1_rn.weight"].shape[0]
+        out_channels = tuple(state[f"depth_head.projects.{i}.weight"].shape[0] for i in range(4))
+    except (KeyError, ValueError):
+        raise CheckpointError(
+            f"{info.path}: not a DepthAnythingV2 checkpoint (no DINOv2 encoder / DPT head keys; "
+            f"first keys: {', '.join(list(state)[:3])})"
+        ) from None
+    for name, known in ENCODERS.items():
+        if (known.embed_dim, known.depth, known.features, known.out_channels, known.pos_grid) == (
+            embed_dim,
+            depth,
+            features,
+            out_channels,
+            pos_grid,
+        ):
+            return replace(known, encoder=name)
+    tapped = info.tapped_blocks or tuple(depth * q // 4 - 1 for q in (1, 2, 3, 4))
+    heads = info.num_heads or max(1, embed_dim // 64)
+    return DAv2Config(
+        embed_dim,
+        depth,
+        heads,
+        features,
+        out_channels,
+        tapped,
+        pos_grid=pos_grid,  # type: ignore[arg-type]
+    )
+
+
+def load_model(state: StateDict, config: DAv2Config, path: Path) -> DepthAnythingV2:
+    """Build the model and load the weights strictly; a mismatch lists the first differences."""
+    model = DepthAnythingV2(config)
+    expected = model.state_dict()
+    problems = []
+    for key, tensor in expected.items():
+        if key not in state:
+            problems.append(f"missing {key} {tuple(tensor.shape)}")
+        elif state[key].shape != tensor.shape:
+            ours, theirs = tuple(tensor.shape), tuple(state[key].shape)
+            problems.append(f"{key}: checkpoint {theirs} vs {config.encoder} {ours}")
+    problems += [
+        f"unexpected {key} {tuple(state[key].shape)}" for key in state if key not in expected
+    ]
+    if problems:
+        shown = "; ".join(problems[:4])
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        raise CheckpointError(
+            f"{path} does not fit DepthAnythingV2 {config.encoder} {config.kind}: {shown}{more}"
+        )
+    model.load_state_dict({key: state[key].float() for key in expected}, strict=True)
+    return model.eval()
+
+
+def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
+    """Random weights (for tests and demos without a checkpoint): the output means nothing."""
+    torch.manual_seed(seed)
+    model = DepthAnythingV2(config)
+    for name, param in model.named_parameters():
+        if name.endswith("gamma"):
+            torch.nn.init.constant_(param, 0.1)  # a sensible LayerScale, not DINOv2's 1e-5 init
+        elif name.endswith(("pos_embed", "cls_token")):
+            torch.nn.init.normal_(param, std=0.02)
+    return model.eval()
