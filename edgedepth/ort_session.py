@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnxruntime as ort
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
@@ -92,22 +92,28 @@ class QnnOptions(StrictModel):
     #: Further QNN EP provider options, passed through after checking their names.
     provider_options: dict[str, str | int | float] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check(self) -> QnnOptions:
-        if self.device not in QNN_PRESETS:
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in QNN_PRESETS:
             raise ValueError(
-                f"unknown device {self.device!r} (known: {', '.join(QNN_PRESETS)}); "
+                f"unknown device {device!r} (known: {', '.join(QNN_PRESETS)}); "
                 "or set soc_model and htp_arch"
             )
-        for name in self.provider_options:
+        return device
+
+    @field_validator("provider_options")
+    @classmethod
+    def _known_options(cls, provider_options: dict[str, Any]) -> dict[str, Any]:
+        for name in provider_options:
             if name in _TYPED_QNN_OPTIONS:
-                raise ValueError(f"provider_options.{name}: set it with the typed option instead")
+                raise ValueError(f"{name}: set it with the typed option instead")
             if name not in KNOWN_QNN_OPTIONS:
                 raise ValueError(
-                    f"provider_options.{name}: not a QNN EP option (the EP would silently ignore "
-                    f"it); known: {', '.join(sorted(KNOWN_QNN_OPTIONS - _TYPED_QNN_OPTIONS))}"
+                    f"{name}: not a QNN EP option (the EP would silently ignore it); known: "
+                    f"{', '.join(sorted(KNOWN_QNN_OPTIONS - _TYPED_QNN_OPTIONS))}"
                 )
-        return self
+        return provider_options
 
     @property
     def target(self) -> tuple[int, int]:

@@ -109,6 +109,8 @@ def export_onnx(graph: DepthGraph, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about Python-level shape checks; shapes are static by design.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # TorchScript export on purpose: one flat static graph, as QNN and AI Hub want it.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             graph.eval(),
             (dummy,),

@@ -1,0 +1,364 @@
+"""DepthAnythingV2: official/HF checkpoint layouts, parity with transformers, the exported graph,
+the backends through `edgedepth run`, and the errors for bad checkpoints."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("transformers")
+
+from edgedepth.depth_graph import GraphOptions, normalize_on_host  # noqa: E402
+from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2 import DepthAnythingV2, config_for, interpolate_pos_embed  # noqa: E402
+from edgedepth.models.dav2_export import DepthGraph, cached_export  # noqa: E402
+from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options  # noqa: E402
+from edgedepth.stages import BuildContext  # noqa: E402
+from tests.conftest import run_edgedepth, synthetic_config  # noqa: E402
+from tests.dav2_fixtures import TINY, hf_model, save_hf, save_official_pth  # noqa: E402
+
+# From DAV2.md (the official release's state dict).
+OFFICIAL_VITS_SHAPES = {
+    "pretrained.blocks.0.attn.qkv.weight": (1152, 384),
+    "pretrained.blocks.0.ls1.gamma": (384,),
+    "pretrained.pos_embed": (1, 1370, 384),
+    "depth_head.projects.0.weight": (48, 384, 1, 1),
+    "depth_head.resize_layers.3.weight": (384, 384, 3, 3),
+    "depth_head.scratch.output_conv2.2.weight": (1, 32, 1, 1),
+}
+
+
+def rel_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(ours - reference).max() / np.abs(reference).max())
+
+
+def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hf_vits(tmp_path_factory):
+    """Random ViT-S transformers models (relative and metric) saved with save_pretrained."""
+    root = tmp_path_factory.mktemp("hf")
+    models = {}
+    for kind in ("relative", "metric"):
+        models[kind] = (save_hf(root / f"vits-{kind}-hf", kind, seed=1), root / f"vits-{kind}-hf")
+    return models
+
+
+def backend(options: dict, kind: str, size: tuple[int, int], cache: Path) -> DAv2Backend:
+    context = BuildContext(None, "file", cache, input_size=size)
+    return DAv2Backend(DAv2Options.model_validate(options), context, kind)
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+
+def test_state_dict_matches_the_official_layout():
+    state = DepthAnythingV2(config_for("vits")).state_dict()
+    assert len(state) == 239
+    for key, shape in OFFICIAL_VITS_SHAPES.items():
+        assert tuple(state[key].shape) == shape, key
+    assert len(DepthAnythingV2(config_for("vitl")).state_dict()) == 12 * 14 + 239
+
+
+def test_official_pth_loads_strictly_and_infers_the_variant(tmp_path):
+    path = tmp_path / "depth_anything_v2_metric_hypersim_vits.pth"
+    reference = save_official_pth(path, kind="metric")
+    state, info = ckpt.read_checkpoint(path)
+    assert (info.kind, info.max_depth) == ("metric", 20.0)  # from the official file name
+    config = ckpt.infer_config(state, info)
+    assert config.encoder == "vits"
+    from dataclasses import replace
+
+    model = ckpt.load_model(state, replace(config, kind="metric", max_depth=20.0), path)
+    image = torch.randn(1, 3, 126, 126)
+    with torch.no_grad():
+        assert torch.equal(model(image), reference(image))
+
+
+def test_hf_layout_round_trips_losslessly(tmp_path):
+    model = hf_model("relative", TINY)
+    hf_state = model.state_dict()
+    # transformers 5 names the projections q/k/v/o_proj in memory, the hub files query/key/value.
+    official = ckpt.hf_to_official(hf_state)
+    assert all(key.startswith(("pretrained.", "depth_head.")) for key in official)
+    back = ckpt.official_to_hf(official)
+    model.save_pretrained(tmp_path / "hf")
+    from safetensors.torch import load_file
+
+    on_disk = load_file(tmp_path / "hf" / "model.safetensors")
+    assert set(back) == set(on_disk)
+    assert all(torch.equal(back[key], on_disk[key]) for key in on_disk)
+
+
+def test_position_embedding_interpolation_follows_dinov2():
+    """Bicubic with the +0.1 offset (transformers interpolates to the size: different)."""
+    pos_embed = torch.randn(1, 1 + 37 * 37, 8)
+    assert interpolate_pos_embed(pos_embed, 37, 37) is pos_embed
+    ours = interpolate_pos_embed(pos_embed, 25, 24)
+    grid = pos_embed[:, 1:].reshape(1, 37, 37, 8).permute(0, 3, 1, 2)
+    offset = torch.nn.functional.interpolate(
+        grid, scale_factor=(25.1 / 37, 24.1 / 37), mode="bicubic", antialias=False
+    )
+    by_size = torch.nn.functional.interpolate(grid, size=(25, 24), mode="bicubic")
+    assert torch.allclose(ours[:, 1:], offset.permute(0, 2, 3, 1).reshape(1, -1, 8))
+    assert not torch.allclose(ours[:, 1:], by_size.permute(0, 2, 3, 1).reshape(1, -1, 8))
+
+
+# --- parity with transformers at 518×518 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["relative", "metric"])
+@pytest.mark.parametrize("runtime", ["torch", "onnx-cpu"])
+def test_parity_with_transformers(hf_vits, kind, runtime, tmp_path_factory):
+    model, folder = hf_vits[kind]
+    image = random_image(518, 518)
+    with torch.no_grad():
+        expected = model(pixel_values=torch.from_numpy(normalize_on_host(image)))
+    expected = expected.predicted_depth[0].numpy()
+    cache = tmp_path_factory.getbasetemp() / "parity-cache"
+    ours = backend({"checkpoint": str(folder), "runtime": runtime}, kind, (518, 518), cache)
+    depth = ours.infer(image)
+    assert depth.shape == (518, 518)
+    assert float(expected.std()) > 1e-3  # the random model carries signal
+    assert rel_error(depth, expected) < 1e-4
+
+
+# --- the exported graph ------------------------------------------------------------------------
+
+
+def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
+    """480×640 in, 350×350 inside, inverted, 480×640 out; the interpolated position embedding is
+    a constant (QNN rejects cubic Resize)."""
+    model = ckpt.random_model(config_for("vits"))
+    options = GraphOptions(resize_to=(350, 350), output_size="input", invert=True)
+    folder = cached_export(model, "random", options, (480, 640), tmp_path)
+    graph = onnx.load(folder / "model.onnx")
+    onnx.checker.check_model(graph)
+    modes = [
+        attr.s.decode()
+        for node in graph.graph.node
+        if node.op_type == "Resize"
+        for attr in node.attribute
+        if attr.name == "mode"
+    ]
+    assert modes and "cubic" not in modes
+    assert [d.dim_value for d in graph.graph.output[0].type.tensor_type.shape.dim] == [
+        1,
+        1,
+        480,
+        640,
+    ]
+    image = random_image(480, 640)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(folder / "model.onnx")
+    tensor = image.transpose(2, 0, 1)[None].astype(np.float32)
+    (exported,) = session.run(None, {"image": tensor})
+    with torch.no_grad():
+        eager = DepthGraph(ckpt.random_model(config_for("vits")), options, (480, 640))
+        eager.model.pretrained.fixed_pos_embed = None  # the dynamic bicubic path
+        reference = eager(torch.from_numpy(tensor)).numpy()
+    assert exported.shape == (1, 1, 480, 640)
+    assert exported.min() >= 0.0 and exported.max() <= 1.0
+    assert rel_error(exported, reference) < 1e-4
+
+
+def test_export_is_cached(tmp_path, caplog):
+    model = ckpt.random_model(config_for("vits"))
+    first = cached_export(model, "w", GraphOptions(), (126, 126), tmp_path)
+    stamp = os.stat(first / "model.onnx").st_mtime_ns
+    with caplog.at_level("INFO", logger="edgedepth"):
+        second = cached_export(model, "w", GraphOptions(), (126, 126), tmp_path)
+    assert second == first and os.stat(second / "model.onnx").st_mtime_ns == stamp
+    assert "using cached export" in caplog.text
+    other = cached_export(model, "w", GraphOptions(invert=True), (126, 126), tmp_path)
+    assert other != first
+
+
+# --- end to end through the CLI ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-relative-hf"
+    save_hf(folder, "relative", TINY)
+    return folder
+
+
+@pytest.mark.parametrize("runtime", ["onnx-cpu", "torch"])
+def test_run_synthetic_to_npy(tmp_path, write_config, tiny_hf, runtime):
+    config = synthetic_config(
+        tmp_path,
+        plugins=[],
+        source={"type": "synthetic", "frames": 3, "width": 640, "height": 480},
+        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
+        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": runtime},
+        runtime={"cache_dir": "cache"},
+    )
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "out").glob("*.npy"))
+    assert len(files) == 3
+    for file in files:
+        depth = np.load(file)
+        assert depth.shape == (480, 640) and depth.dtype == np.float32
+        assert np.isfinite(depth).all() and depth.std() > 0
+
+
+def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
+    """The Windows-on-Arm path: `backend.model` needs neither torch nor the exporter."""
+    config = synthetic_config(
+        tmp_path,
+        plugins=[],
+        source={"type": "synthetic", "frames": 2, "width": 160, "height": 120},
+        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
+        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "onnx-cpu"},
+        runtime={"cache_dir": "cache"},
+    )
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    (export,) = (tmp_path / "cache" / "exports").iterdir()
+    config["backend"] = {"type": "dav2-relative", "model": str(export), "runtime": "onnx-cpu"}
+    config["sinks"] = [{"type": "npy", "dir": "out2"}]
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
+    result = run_edgedepth(
+        "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
+    )
+    assert result.returncode == 0, result.stderr
+    for index in range(2):
+        assert np.allclose(
+            np.load(tmp_path / "out2" / f"{index:06d}.npy"),
+            np.load(tmp_path / "out" / f"{index:06d}.npy"),
+        )
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def run_with_backend(tmp_path, write_config, backend_section, size=126):
+    config = synthetic_config(
+        tmp_path,
+        plugins=[],
+        source={"type": "synthetic", "frames": 1, "width": 160, "height": 120},
+        preprocess={"resize": {"policy": "fixed", "width": size, "height": size}},
+        backend=backend_section,
+        runtime={"cache_dir": "cache"},
+    )
+    return run_edgedepth("run", "--config", str(write_config(config)))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_checkpoint_of_another_encoder_lists_mismatched_keys(tmp_path, write_config):
+    path = tmp_path / "depth_anything_v2_vits.pth"
+    save_official_pth(path)
+    result = run_with_backend(
+        tmp_path,
+        write_config,
+        {"type": "dav2-relative", "checkpoint": str(path), "encoder": "vitb"},
+    )
+    assert_one_line_error(result, "does not fit DepthAnythingV2 vitb", "pretrained.cls_token")
+
+
+def test_metric_checkpoint_for_relative_backend(tmp_path, write_config):
+    path = tmp_path / "depth_anything_v2_metric_vkitti_vits.pth"
+    save_official_pth(path, kind="metric")
+    result = run_with_backend(
+        tmp_path, write_config, {"type": "dav2-relative", "checkpoint": str(path)}
+    )
+    assert_one_line_error(result, "is a metric checkpoint", "dav2-metric")
+
+
+def test_truncated_checkpoint(tmp_path, write_config):
+    path = tmp_path / "depth_anything_v2_vits.pth"
+    save_official_pth(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = run_with_backend(
+        tmp_path, write_config, {"type": "dav2-relative", "checkpoint": str(path)}
+    )
+    assert_one_line_error(result, str(path), "truncated")
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_pickle_with_code_is_refused(tmp_path, write_config):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"pretrained.cls_token": torch.zeros(1), "x": Payload()}, handle)
+    result = run_with_backend(
+        tmp_path, write_config, {"type": "dav2-relative", "checkpoint": str(path)}
+    )
+    assert_one_line_error(result, "refused", str(path))
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_missing_official_checkpoint_offline(tmp_path, write_config):
+    """No network: one line naming the file, where to get it and where to put it."""
+    result = run_with_backend(
+        tmp_path,
+        write_config,
+        {"type": "dav2-metric", "encoder": "vits", "dataset": "vkitti"},
+    )
+    assert_one_line_error(
+        result,
+        "depth_anything_v2_metric_vkitti_vits.pth",
+        "https://huggingface.co/depth-anything/Depth-Anything-V2-Metric-VKITTI-Small",
+        str(tmp_path / "cache" / "checkpoints"),
+    )
+
+
+def test_size_not_multiple_of_14(tmp_path, write_config, tiny_hf):
+    result = run_with_backend(
+        tmp_path, write_config, {"type": "dav2-relative", "checkpoint": str(tiny_hf)}, size=128
+    )
+    assert_one_line_error(result, "128×128", "multiple of 14")
+
+
+def test_unknown_qnn_option_is_rejected(tmp_path, write_config, tiny_hf):
+    section = {
+        "type": "dav2-relative",
+        "checkpoint": str(tiny_hf),
+        "runtime": "qnn",
+        "qnn": {"provider_options": {"htp_perf_mode": "burst"}},
+    }
+    result = run_with_backend(tmp_path, write_config, section)
+    assert_one_line_error(
+        result, "backend.qnn.provider_options: htp_perf_mode", "not a QNN EP option"
+    )
+    assert result.returncode == 2  # a config error, found before anything runs
+
+
+def test_qnn_requested_without_the_execution_provider(tmp_path, write_config, tiny_hf):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "onnxruntime_qnn.py").write_text("raise ImportError('not installed')\n")
+    config = synthetic_config(
+        tmp_path,
+        plugins=[],
+        source={"type": "synthetic", "frames": 1, "width": 160, "height": 120},
+        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
+        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "qnn"},
+        runtime={"cache_dir": "cache"},
+    )
+    result = run_edgedepth(
+        "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
+    )
+    assert_one_line_error(result, "pip install 'edgedepth[qnn]'")
