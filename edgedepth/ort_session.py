@@ -237,8 +237,8 @@ def qnn_session(
             f"{source}: QNN ({options.context_tag}) cannot compile or load the model: {message}"
         ) from None
     seconds = time.perf_counter() - started
-    if source == context_path:
-        log.info("qnn: loaded context binary %s in %.1f s", context_path, seconds)
+    if source == context_path or (compile_to is None and is_context_model(source)):
+        log.info("qnn: loaded context binary %s in %.1f s", source, seconds)
     elif compile_to is not None:
         log.info("qnn: compiled in %.1f s, context binary written to %s", seconds, compile_to)
     else:

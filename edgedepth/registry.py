@@ -32,6 +32,8 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.npy_sink",
     "edgedepth.plugins.video_sink",
     "edgedepth.plugins.display_sink",
+    "edgedepth.deploy.cli",
+    "edgedepth.plugins.eval_command",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)

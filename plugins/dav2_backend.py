@@ -82,6 +82,44 @@ def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
     raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
 
 
+def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, str]:
+    """The torch model the options describe and an id of its weights (checkpoint sha256):
+    random weights, the given checkpoint, or the official one (fetched into the cache)."""
+    from dataclasses import replace
+
+    from edgedepth.models import dav2_checkpoint as ckpt
+    from edgedepth.models.dav2 import config_for
+
+    if options.random_weights:
+        log.warning("backend: random weights (random_weights: true): the depth means nothing")
+        config = config_for(options.encoder or "vits", kind, options.max_depth or 20.0)  # type: ignore[arg-type]
+        return ckpt.random_model(config, options.seed), f"random-seed{options.seed}"
+    path = (
+        Path(options.checkpoint)
+        if options.checkpoint is not None
+        else ckpt.fetch_official(kind, options.encoder or "vits", options.dataset, cache_dir)  # type: ignore[arg-type]
+    )
+    state, info = ckpt.read_checkpoint(path)
+    if info.kind is not None and info.kind != kind:
+        raise ckpt.CheckpointError(
+            f"{path} is a {info.kind} checkpoint; use backend type dav2-{info.kind}"
+        )
+    config = ckpt.infer_config(state, info)
+    if options.encoder is not None and config.encoder != options.encoder:
+        config = config_for(options.encoder)  # load_model lists the mismatched keys
+    max_depth = options.max_depth or info.max_depth or ckpt.default_max_depth(options.dataset)
+    config = replace(config, kind=kind, max_depth=max_depth)  # type: ignore[arg-type]
+    model = ckpt.load_model(state, config, path)
+    log.info(
+        "backend: DepthAnythingV2 %s %s from %s%s",
+        config.encoder,
+        kind,
+        path,
+        f" (max_depth {max_depth:g} m)" if kind == "metric" else "",
+    )
+    return model, ckpt.file_sha256(path)
+
+
 class DAv2Backend:
     def __init__(self, options: DAv2Options, context: BuildContext, kind: str) -> None:
         self.options = options
@@ -115,7 +153,7 @@ class DAv2Backend:
             ) from None
         from edgedepth.models.dav2_export import DepthGraph, cached_export, output_kind
 
-        model, weights_id = self._load_model(context)
+        model, weights_id = load_dav2(self.options, self.kind, context.cache_dir)
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)
         if self.options.runtime == "torch":
@@ -125,51 +163,6 @@ class DAv2Backend:
             model, weights_id, self.options.graph, self.input_size, context.cache_dir
         )
         self._open_session(folder / "model.onnx", context, context_dir=folder)
-
-    def _load_model(self, context: BuildContext) -> tuple[Any, str]:
-        from edgedepth.models import dav2_checkpoint as ckpt
-        from edgedepth.models.dav2 import config_for
-
-        options = self.options
-        if options.random_weights:
-            log.warning("backend: random weights (random_weights: true): the depth means nothing")
-            config = config_for(
-                options.encoder or "vits",
-                self.kind,
-                options.max_depth or 20.0,  # type: ignore[arg-type]
-            )
-            return ckpt.random_model(config, options.seed), f"random-seed{options.seed}"
-        path = (
-            Path(options.checkpoint)
-            if options.checkpoint is not None
-            else ckpt.fetch_official(
-                self.kind,  # type: ignore[arg-type]
-                options.encoder or "vits",
-                options.dataset,
-                context.cache_dir,
-            )
-        )
-        state, info = ckpt.read_checkpoint(path)
-        if info.kind is not None and info.kind != self.kind:
-            raise ckpt.CheckpointError(
-                f"{path} is a {info.kind} checkpoint; use backend type dav2-{info.kind}"
-            )
-        from dataclasses import replace
-
-        config = ckpt.infer_config(state, info)
-        if options.encoder is not None and config.encoder != options.encoder:
-            config = config_for(options.encoder)  # load_model lists the mismatched keys
-        max_depth = options.max_depth or info.max_depth or ckpt.default_max_depth(options.dataset)
-        config = replace(config, kind=self.kind, max_depth=max_depth)
-        model = ckpt.load_model(state, config, path)
-        log.info(
-            "backend: DepthAnythingV2 %s %s from %s%s",
-            config.encoder,
-            self.kind,
-            path,
-            f" (max_depth {max_depth:g} m)" if self.kind == "metric" else "",
-        )
-        return model, ckpt.file_sha256(path)
 
     def _torch_graph(self, graph: Any) -> None:
         import torch
@@ -188,7 +181,11 @@ class DAv2Backend:
             log.info(
                 "backend: runtime auto → %s (%s)",
                 runtime,
-                "QNN EP has an NPU" if runtime == "qnn" else "no QNN NPU on this machine",
+                "a QNN context model"
+                if context_model
+                else "QNN EP has an NPU"
+                if runtime == "qnn"
+                else "no QNN NPU on this machine",
             )
         if context_model and runtime != "qnn":
             raise EdgedepthError(f"{model_path} is a QNN context model: it needs runtime qnn")

@@ -1,0 +1,189 @@
+"""What the deploy commands share: the model a pipeline config describes, its graph input size,
+sample frames from the config's source, the exported float graph and the artifact manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedepth.config import LoadedConfig
+from edgedepth.depth_graph import MANIFEST_NAME, image_tensor, read_manifest
+from edgedepth.errors import EdgedepthError
+from edgedepth.pipeline import default_cache_dir, validate_plugin_options
+from edgedepth.registry import Registry
+from edgedepth.stages import BuildContext
+
+log = logging.getLogger("edgedepth")
+
+DAV2_BACKENDS = {"dav2-relative": "relative", "dav2-metric": "metric"}
+
+
+@dataclass
+class DeployTarget:
+    """A pipeline config seen by the deploy tool: the DepthAnythingV2 backend and its input."""
+
+    loaded: LoadedConfig
+    registry: Registry
+    kind: str
+    backend_options: Any  # DAv2Options
+    input_size: tuple[int, int]
+    cache_dir: Path
+    #: (height, width) of the source's frames (the input size when --input-size was given).
+    frame_size: tuple[int, int]
+
+    def context(self) -> BuildContext:
+        return BuildContext(self.loaded.path, "file", self.cache_dir, input_size=self.input_size)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'480x640' → (480, 640) (height × width)."""
+    try:
+        height, width = (int(part) for part in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise EdgedepthError(
+            f"--input-size {text!r}: expected HEIGHTxWIDTH, e.g. 480x640"
+        ) from None
+    return height, width
+
+
+def deploy_target(
+    loaded: LoadedConfig, registry: Registry, input_size: tuple[int, int] | None = None
+) -> DeployTarget:
+    options = validate_plugin_options(loaded, registry)
+    backend_registration, backend_options = options["backend"]
+    kind = DAV2_BACKENDS.get(backend_registration.name)
+    if kind is None:
+        raise EdgedepthError(
+            f"{loaded.label}: backend.type: deploy builds DepthAnythingV2 graphs "
+            f"(dav2-relative, dav2-metric), not {backend_registration.name!r}"
+        )
+    if backend_options.model is not None:
+        raise EdgedepthError(
+            f"{loaded.label}: backend.model: already a built model; deploy starts from a "
+            "checkpoint (backend.checkpoint) or the official weights"
+        )
+    cache_dir = loaded.config.runtime.cache_dir or default_cache_dir()
+    if input_size is not None:
+        return DeployTarget(
+            loaded, registry, kind, backend_options, input_size, cache_dir, input_size
+        )
+    # What the resize policy delivers for the config's source (480×640 stays 480×640 with policy
+    # none: the LPCVC layout).
+    source = _open_source(loaded, options)
+    try:
+        frame_size = (source.info.height, source.info.width)
+    finally:
+        _close(source)
+    resize_registration, resize_options = options["resize"]
+    resize = resize_registration.factory(
+        resize_options, BuildContext(loaded.path, "file", cache_dir)
+    )
+    input_size = tuple(resize.input_size(*frame_size))  # type: ignore[assignment]
+    return DeployTarget(loaded, registry, kind, backend_options, input_size, cache_dir, frame_size)
+
+
+def _open_source(loaded: LoadedConfig, options: dict[str, Any]) -> Any:
+    registration, source_options = options["source"]
+    try:
+        return registration.factory(source_options, BuildContext(loaded.path, "file", Path()))
+    except EdgedepthError as exc:
+        raise EdgedepthError(
+            f"{loaded.label}: source: {exc} (deploy reads the frame size and sample frames from "
+            "the source; give --input-size HxW, or a video/images/synthetic source)"
+        ) from None
+
+
+def _close(stage: Any) -> None:
+    close = getattr(stage, "close", None)
+    if callable(close):
+        close()
+
+
+def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of the config's source, as the resize policy hands them to the
+    backend (uint8 H×W×3 at the graph's input size)."""
+    options = validate_plugin_options(target.loaded, target.registry)
+    source = _open_source(target.loaded, options)
+    resize_registration, resize_options = options["resize"]
+    resize = resize_registration.factory(resize_options, target.context())
+    frames = []
+    try:
+        for frame in source.frames():
+            image, _ = resize.apply(frame.image)
+            if image.shape[:2] != target.input_size:
+                raise EdgedepthError(
+                    f"source frame {frame.index} is {frame.width}×{frame.height}, the graph takes "
+                    f"{target.input_size[1]}×{target.input_size[0]}"
+                )
+            frames.append(image)
+            if len(frames) == count:
+                break
+    finally:
+        _close(source)
+    if not frames:
+        raise EdgedepthError(f"{target.loaded.label}: source: gave no frames")
+    return frames
+
+
+def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
+    """Export the config's graph (pre/post processing inside) into ``out_dir``: model.onnx and
+    manifest.json. Returns the manifest."""
+    from edgedepth.models.dav2_export import cached_export
+    from edgedepth.plugins.dav2_backend import load_dav2
+
+    model, weights_id = load_dav2(target.backend_options, target.kind, target.cache_dir)
+    options = target.backend_options.graph
+    cached = cached_export(model, weights_id, options, target.input_size, target.cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached / "model.onnx", out_dir / "model.onnx")
+    try:
+        import onnx
+
+        onnx.checker.check_model(str(out_dir / "model.onnx"))
+    except ImportError:  # pragma: no cover - onnx comes with the torch extra
+        pass
+    manifest = read_manifest(cached)
+    manifest.update(
+        {
+            "run_model": "model.onnx",
+            "reference_model": "model.onnx",
+            "precision": "float32",
+            "source_config": str(target.loaded.path),
+            "checkpoint": str(target.backend_options.checkpoint or "official or random"),
+            "checkpoint_sha256": weights_id,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    path = out_dir / MANIFEST_NAME
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(manifest, indent=2, default=str))
+    partial.replace(path)
+
+
+def model_inputs(frames: list[np.ndarray], manifest: dict[str, Any]) -> list[np.ndarray]:
+    """The graph's 1×3×H×W float32 inputs for these frames (normalised on the host if the graph
+    does not normalise)."""
+    normalize = manifest.get("graph", {}).get("normalize", True)
+    return [image_tensor(frame, normalize) for frame in frames]
+
+
+def require_model_dir(path: Path, what: str) -> dict[str, Any]:
+    manifest = read_manifest(path)
+    if not (path / "model.onnx").exists() or not manifest:
+        raise EdgedepthError(
+            f"{what}: {path} is not a model folder from `edgedepth deploy export/quantize` "
+            "(model.onnx + manifest.json)"
+        )
+    return manifest

@@ -1,0 +1,175 @@
+"""`edgedepth deploy`: export with in-graph pre/post processing, local QNN compile + verify on
+the HTP emulator, QDQ quantisation, and the artifact running where torch is not installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("transformers")
+
+from edgedepth.depth_graph import GraphOptions  # noqa: E402
+from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2_export import DepthGraph  # noqa: E402
+from tests.conftest import run_edgedepth  # noqa: E402
+from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+GRAPH = {"resize_to": [126, 126], "output_size": "input", "invert": True}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny-relative-hf"
+    save_hf(folder, "relative", TINY)
+    return folder
+
+
+@pytest.fixture
+def lpcvc_config(tmp_path, write_config, tiny_checkpoint) -> Path:
+    """The LPCVC layout at test scale: 240×320 frames in, 126×126 inside, 240×320 out."""
+    return write_config(
+        {
+            "source": {"type": "synthetic", "frames": 4, "width": 320, "height": 240},
+            "preprocess": {"resize": {"policy": "none"}},
+            "backend": {
+                "type": "dav2-relative",
+                "checkpoint": str(tiny_checkpoint),
+                "graph": GRAPH,
+            },
+            "sinks": [{"type": "npy", "dir": "out"}],
+            "runtime": {"cache_dir": "cache"},
+        },
+        "lpcvc.yaml",
+    )
+
+
+def test_export_matches_torch_and_writes_a_complete_manifest(
+    tmp_path, lpcvc_config, tiny_checkpoint
+):
+    result = run_edgedepth(
+        "deploy", "export", "--config", str(lpcvc_config), "--out", "exp", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    import onnx
+
+    onnx.checker.check_model(str(tmp_path / "exp" / "model.onnx"))
+    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert manifest["inputs"][0] | {"range": None} == {
+        "name": "image",
+        "shape": [1, 3, 240, 320],
+        "dtype": "float32",
+        "layout": "NCHW RGB",
+        "range": None,
+    }
+    assert manifest["inputs"][0]["range"] == [0, 255]
+    assert manifest["outputs"][0]["shape"] == [1, 1, 240, 320]
+    assert manifest["outputs"][0]["range"] == [0.0, 1.0]
+    assert manifest["depth_kind"] == "relative-depth"
+    assert manifest["checkpoint_sha256"] == ckpt.file_sha256(tiny_checkpoint)
+    assert manifest["graph"]["resize_to"] == [126, 126] and manifest["graph"]["invert"] is True
+    assert {"torch", "onnxruntime", "edgedepth", "onnx"} <= manifest["tools"].keys()
+    assert manifest["model"]["encoder"] == "custom" and manifest["model"]["depth"] == 4
+
+    image = np.random.default_rng(3).integers(0, 256, (1, 3, 240, 320)).astype(np.float32)
+    session = onnxruntime.InferenceSession(tmp_path / "exp" / "model.onnx")
+    (exported,) = session.run(None, {"image": image})
+    state, info = ckpt.read_checkpoint(tiny_checkpoint)
+    model = ckpt.load_model(state, ckpt.infer_config(state, info), tiny_checkpoint)
+    with torch.no_grad():
+        eager = DepthGraph(model, GraphOptions(**GRAPH), (240, 320))(torch.from_numpy(image))
+    error = np.abs(exported - eager.numpy()).max() / np.abs(eager.numpy()).max()
+    assert error < 1e-4
+
+
+def test_export_of_a_non_dav2_backend_is_a_clear_error(tmp_path, write_config):
+    config = write_config(
+        {
+            "plugins": [str(REPO / "tests" / "plugins" / "sleepy.py")],
+            "source": {"type": "synthetic", "frames": 1},
+            "backend": {"type": "sleepy"},
+        }
+    )
+    result = run_edgedepth(
+        "deploy", "export", "--config", str(config), "--out", str(tmp_path / "x")
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "backend.type: deploy builds DepthAnythingV2 graphs" in result.stderr
+
+
+@pytest.mark.qnn
+def test_local_compile_verify_and_run_without_torch(tmp_path, lpcvc_config):
+    result = run_edgedepth(
+        "deploy", "compile", "--config", str(lpcvc_config), "--out", "ctx", "--local",
+        "--soc", "snapdragon-x-elite", "--precision", "fp16", "--samples", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "verify, HTP vs CPU float: relative error" in result.stdout
+    manifest = json.loads((tmp_path / "ctx" / "manifest.json").read_text())
+    assert manifest["run_model"] == "model_ctx.onnx"
+    assert (manifest["qnn"]["soc_model"], manifest["qnn"]["htp_arch"]) == (60, 73)
+    assert (tmp_path / "ctx" / manifest["qnn"]["context_binary"]).stat().st_size > 0
+    verify = manifest["verify"]
+    assert verify["frames"] == 2 and verify["finite"]
+    assert 0 < verify["relative_error"] < 1e-2 and verify["delta1_agreement"] > 0.99
+
+    # A fresh virtual environment with the runtime only (no torch, no OpenCV).
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"{REPO}[qnn]"], capture_output=True, text=True
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True)
+    assert probe.returncode != 0  # really without torch
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(
+        "source: {type: synthetic, frames: 2, width: 320, height: 240}\n"
+        "preprocess: {resize: {policy: none}}\n"
+        "backend: {type: dav2-relative, model: ctx}\n"
+        "sinks: [{type: npy, dir: out_ctx}]\n"
+    )
+    run = subprocess.run(
+        [str(venv / "bin" / "edgedepth"), "run", "--config", str(run_config)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "loaded context binary" in run.stderr
+    depth = np.load(tmp_path / "out_ctx" / "000000.npy")
+    # fp16 on the HTP: the in-graph min-max lands within rounding of [0, 1]
+    assert depth.shape == (240, 320) and depth.min() >= -1e-2 and depth.max() <= 1 + 1e-2
+
+
+@pytest.mark.qnn
+def test_quantize_with_synthetic_calibration_runs_on_the_emulator(tmp_path, lpcvc_config):
+    result = run_edgedepth(
+        "deploy", "quantize", "--config", str(lpcvc_config), "--calibration", "synthetic:4",
+        "--out", "q", "--scheme", "w8a16", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "CPU, quantised vs float: relative error" in result.stdout
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    quantization = manifest["quantization"]
+    assert quantization["scheme"] == "w8a16" and quantization["calibration_frames"] == 4
+    assert np.isfinite(quantization["cpu_accuracy_vs_float"]["relative_error"])
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+    compiled = run_edgedepth(
+        "deploy", "compile", "--config", str(lpcvc_config), "--out", "qctx", "--local",
+        "--precision", "quantized", "--model", "q", "--samples", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stderr
+    print(compiled.stdout)
+    verify = json.loads((tmp_path / "qctx" / "manifest.json").read_text())["verify"]
+    assert np.isfinite(verify["relative_error"]) and verify["relative_error"] < 0.1
