@@ -102,7 +102,15 @@ def cli() -> None:
 @set_option
 @debug_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run statistics as JSON on stdout.")
-def run(config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool) -> None:
+@click.option(
+    "--stats-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the statistics with every stage's durations to this file (edgedepth bench).",
+)
+def run(
+    config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool, stats_json: Path | None
+) -> None:
     """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
     from edgedepth.pipeline import Pipeline
 
@@ -119,6 +127,8 @@ def run(config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool) ->
             click.echo(result.stats.format_table(), err=True)
         if as_json:
             click.echo(json.dumps(result.stats.as_dict(), indent=2))
+        if stats_json is not None:
+            stats_json.write_text(json.dumps(result.stats.as_dict(samples=True)))
         if result.error is not None:
             if debug:
                 traceback.print_exception(result.error.cause)

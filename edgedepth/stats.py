@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -41,6 +42,16 @@ class Timings:
             "p95_ms": float(np.percentile(values, 95)),
             "max_ms": float(values.max()),
         }
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 class RunStats:
@@ -104,8 +115,9 @@ class RunStats:
         span = self.finished_at - self.first_output_at
         return (self.frames_out - 1) / span if span > 0 else 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(self, samples: bool = False) -> dict[str, Any]:
+        """The summary; with ``samples`` also every stage's recent durations (ms), for plots."""
+        summary = {
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "dropped": self.dropped,
@@ -115,7 +127,13 @@ class RunStats:
             "steady_fps": self.steady_fps,
             "latency": self.latency.summary_ms(),
             "stages": {name: t.summary_ms() for name, t in self.stages.items()},
+            "peak_rss_mb": peak_rss_mb(),
         }
+        if samples:
+            summary["samples_ms"] = {
+                name: [round(s * 1000, 3) for s in t.samples] for name, t in self.stages.items()
+            }
+        return summary
 
     def format_table(self) -> str:
         rows = [("stage", "frames", "p50 ms", "p95 ms", "max ms")]
