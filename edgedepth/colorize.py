@@ -71,7 +71,7 @@ class DisplayRange:
 
 
 @functools.cache
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -97,7 +97,7 @@ def colour_bar(
     bar = np.repeat(table[(ramp * 255 + 0.5).astype(np.uint8)][:, None], bar_width, axis=1)
     panel.paste(Image.fromarray(bar), (6, 0))
     draw = ImageDraw.Draw(panel)
-    font = _font(12)
+    font = label_font(12)
     near_value, far_value = (high, low) if kind == DepthKind.RELATIVE_DISPARITY else (low, high)
     for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
         value = near_value + (far_value - near_value) * fraction
@@ -120,6 +120,6 @@ def side_by_side(
         pil = Image.fromarray(canvas)
         draw = ImageDraw.Draw(pil)
         draw.rectangle((0, 0, 8 + 7 * len(text), 20), fill=(0, 0, 0))
-        draw.text((4, 3), text, fill=(255, 255, 255), font=_font(13))
+        draw.text((4, 3), text, fill=(255, 255, 255), font=label_font(13))
         canvas = np.asarray(pil)
     return canvas

@@ -38,7 +38,8 @@ def error_line(result) -> str:
         ({"sinks": [{"type": "npy"}]}, "pipeline.yaml: sinks[0].dir: required key is missing"),
         (
             {"backend": {"type": "nope"}},
-            "pipeline.yaml: backend.type: unknown backend 'nope' (registered: sleepy)",
+            "pipeline.yaml: backend.type: unknown backend 'nope' "
+            "(registered: dav2-metric, dav2-relative, sleepy)",
         ),
         (
             {"source": {"type": "video", "path": "missing.mp4"}},
