@@ -362,3 +362,25 @@ def test_qnn_requested_without_the_execution_provider(tmp_path, write_config, ti
         "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
     )
     assert_one_line_error(result, "pip install 'edgedepth[qnn]'")
+
+
+def test_per_head_attention_is_the_same_function(tmp_path):
+    """The LPCVC latency lever: the exported per-head graph computes what the fused one does."""
+    image = torch.from_numpy(random_image(126, 126).transpose(2, 0, 1)[None].astype(np.float32))
+    fused = DepthGraph(ckpt.random_model(config_for("vits")), GraphOptions(), (126, 126))
+    split = DepthGraph(
+        ckpt.random_model(config_for("vits")), GraphOptions(attention="per-head"), (126, 126)
+    )
+    assert sum(1 for name, _ in split.named_modules() if name.endswith("queries.5")) == 12
+    with torch.no_grad():
+        reference = fused(image).numpy()
+        assert rel_error(split(image).numpy(), reference) < 1e-5
+    folder = cached_export(
+        ckpt.random_model(config_for("vits")), "r", GraphOptions(attention="per-head"), (126, 126),
+        tmp_path,
+    )  # fmt: skip
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(folder / "model.onnx")
+    (exported,) = session.run(None, {"image": image.numpy()})
+    assert rel_error(exported, reference) < 1e-4

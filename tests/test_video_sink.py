@@ -16,7 +16,7 @@ import pytest
 
 from edgedepth.frame import DepthKind
 from edgedepth.recording import read_depth_recording, recording_kind
-from tests.conftest import run_edgedepth, synthetic_config
+from tests.conftest import TESTS, run_edgedepth, synthetic_config
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
 
@@ -114,3 +114,24 @@ def test_sink_option_errors(tmp_path, write_config):
     config = write_config(synthetic_config(tmp_path, sinks=[{"type": "video", "layout": "depth"}]))
     result = run_edgedepth("check", "--config", str(config))
     assert "sinks[0]: give `path` (mp4), `lossless` (mkv), or both" in result.stderr
+
+
+def test_failing_sink_stops_the_run_and_the_others_finalise(tmp_path, write_config):
+    config = synthetic_config(
+        tmp_path,
+        plugins=[str(TESTS / "plugins" / "sleepy.py"), str(TESTS / "plugins" / "full_disk.py")],
+        source={"type": "synthetic", "frames": 60, "width": 64, "height": 48},
+        backend=METRIC,
+        sinks=[
+            {"type": "video", "path": "depth.mp4", "lossless": "depth.mkv"},
+            {"type": "full-disk", "fail_at": 10},
+        ],
+    )
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "sink 'full-disk'" in line and "No space left on device" in line
+    with av.open(str(tmp_path / "depth.mp4")) as container:
+        played = sum(1 for _ in container.decode(video=0))
+    recorded = list(read_depth_recording(tmp_path / "depth.mkv"))
+    assert played >= 10 and len(recorded) >= 10  # everything written before the failure

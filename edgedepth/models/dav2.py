@@ -86,6 +86,45 @@ class Attention(nn.Module):
         return self.proj(attended.transpose(1, 2).reshape(batch, count, dim))
 
 
+class PerHeadAttention(nn.Module):
+    """The same function as :class:`Attention` with one small q/k/v projection per head instead
+    of the fused qkv: the LPCVC 2025 2nd place measured this halving HTP latency at 350²."""
+
+    def __init__(self, fused: Attention) -> None:
+        super().__init__()
+        dim = fused.qkv.in_features
+        heads = fused.num_heads
+        head_dim = dim // heads
+        self.scale = head_dim**-0.5
+        weight, bias = fused.qkv.weight.detach(), fused.qkv.bias.detach()
+
+        def projection(part: int, head: int) -> nn.Linear:
+            rows = slice(part * dim + head * head_dim, part * dim + (head + 1) * head_dim)
+            linear = nn.Linear(dim, head_dim)
+            linear.weight.data.copy_(weight[rows])
+            linear.bias.data.copy_(bias[rows])
+            return linear
+
+        self.queries = nn.ModuleList(projection(0, h) for h in range(heads))
+        self.keys = nn.ModuleList(projection(1, h) for h in range(heads))
+        self.values = nn.ModuleList(projection(2, h) for h in range(heads))
+        self.proj = fused.proj
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        heads = []
+        for query, key, value in zip(self.queries, self.keys, self.values, strict=True):
+            weights = (query(tokens) * self.scale) @ key(tokens).transpose(1, 2)
+            heads.append(weights.softmax(dim=-1) @ value(tokens))
+        return self.proj(torch.cat(heads, dim=-1))
+
+
+def split_attention_per_head(model: nn.Module) -> None:
+    """Replace every fused attention in ``model`` by :class:`PerHeadAttention` (for export)."""
+    for block in model.modules():
+        if isinstance(block, Block) and isinstance(block.attn, Attention):
+            block.attn = PerHeadAttention(block.attn)
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()

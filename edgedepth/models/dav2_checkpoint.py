@@ -385,12 +385,20 @@ def load_model(state: StateDict, config: DAv2Config, path: Path) -> DepthAnythin
 
 
 def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
-    """Random weights (for tests and demos without a checkpoint): the output means nothing."""
-    torch.manual_seed(seed)
+    """Random weights (for tests and demos without a checkpoint): the output means nothing, but
+    every layer carries signal (unit-gain weights, a sensible LayerScale), so it varies with the
+    image instead of being all zeros."""
+    generator = torch.Generator().manual_seed(seed)
     model = DepthAnythingV2(config)
-    for name, param in model.named_parameters():
-        if name.endswith("gamma"):
-            torch.nn.init.constant_(param, 0.1)  # a sensible LayerScale, not DINOv2's 1e-5 init
-        elif name.endswith(("pos_embed", "cls_token")):
-            torch.nn.init.normal_(param, std=0.02)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() > 1:
+                fan_in = param[0].numel()
+                param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(fan_in))
+            elif name.endswith("gamma"):
+                param.fill_(0.1)
+            elif "norm" not in name:
+                param.zero_()
+        # Keep the relative head's final ReLU mostly active.
+        model.depth_head.scratch.output_conv2[2].bias.fill_(1.0 if config.kind == "relative" else 0)
     return model.eval()

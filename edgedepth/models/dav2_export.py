@@ -31,10 +31,15 @@ from edgedepth.depth_graph import (
 )
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind
-from edgedepth.models.dav2 import PATCH_SIZE, DAv2Config, DepthAnythingV2
+from edgedepth.models.dav2 import (
+    PATCH_SIZE,
+    DAv2Config,
+    DepthAnythingV2,
+    split_attention_per_head,
+)
 
 #: Bump when the exported graph changes for the same inputs (invalidates cached exports).
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 
 
 def output_kind(config: DAv2Config, options: GraphOptions) -> DepthKind:
@@ -79,6 +84,8 @@ class DepthGraph(nn.Module):
         self.shapes = graph_shapes(options, input_size)
         patch_h, patch_w = (side // PATCH_SIZE for side in self.shapes.network_size)
         model.pretrained.freeze_input_size(patch_h, patch_w)
+        if options.attention == "per-head":
+            split_attention_per_head(model)
         self.register_buffer("mean", torch.tensor(MEAN_255).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD_255).reshape(1, 3, 1, 1), persistent=False)
 
