@@ -1,21 +1,26 @@
 """``topic``: publish every depth frame as a ROS-like Image message (REP-118 units) over ZeroMQ
-(default, bound to 127.0.0.1) or Zenoh; and ``edgedepth topic echo`` to watch a topic.
+(default) or Zenoh; and ``edgedepth topic echo`` to watch a topic.
 
-A slow subscriber never blocks the pipeline: each subscriber has a bounded queue
-(``high_water_mark`` messages) and what does not fit is dropped for that subscriber only.
-The message format is documented in :mod:`edgedepth.topic`.
+ZeroMQ binds ``tcp://127.0.0.1:5556`` by default: only this machine can subscribe. Binding
+``tcp://0.0.0.0:5556`` publishes the depth stream, unauthenticated and unencrypted, to every
+network the machine is on.
+
+A slow subscriber never slows the pipeline: sends never block, and each subscriber has a queue
+of ``high_water_mark`` frames; what does not fit is dropped for that subscriber only (it sees a
+gap in ``seq``). In file mode, ``wait_for_subscribers: 1`` (hold the first frame until a
+subscriber is connected) with a ``high_water_mark`` of the whole run makes a subscriber that keeps
+up receive every frame. The message format is documented in :mod:`edgedepth.topic`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import click
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import edgedepth
 from edgedepth.cli import debug_option, user_errors
@@ -24,24 +29,34 @@ from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
 from edgedepth.stages import BuildContext
 from edgedepth.topic import (
+    CAMERA_INFO_SUFFIX,
     DEFAULT_ENDPOINT,
     DEFAULT_RELATIVE_TOPIC,
     DEFAULT_TOPIC,
     DepthImage,
     Encoding,
+    Message,
+    MessageError,
     TopicSubscriber,
     Transport,
     encode_camera_info,
+    encode_header,
     encode_image,
+    import_zenoh,
+    open_zenoh,
     wait_until,
-    zenoh_config,
-    zenoh_endpoint,
+    zenoh_error,
 )
 
 log = logging.getLogger("edgedepth")
 
+#: ZeroMQ: how long close() may still flush queued messages (ms). Never hangs the exit.
+CLOSE_LINGER_MS = 100
+
 
 class CameraIntrinsics(StrictModel):
+    """Pinhole intrinsics of the published depth images, in pixels."""
+
     fx: float = Field(gt=0)
     fy: float = Field(gt=0)
     cx: float
@@ -50,122 +65,159 @@ class CameraIntrinsics(StrictModel):
 
 class TopicOptions(StrictModel):
     transport: Transport = "zmq"
-    #: Where to publish. ZeroMQ: the address bound (127.0.0.1 unless you mean to expose it:
-    #: tcp://0.0.0.0:5556 publishes to the whole network). Zenoh: the locator listened on.
+    #: ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
+    #: Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT).
     endpoint: str = DEFAULT_ENDPOINT
     #: Zenoh only: routers or peers to connect to as well (e.g. tcp/192.168.1.10:7447).
     connect: list[str] = Field(default_factory=list)
-    #: Metric depth topic, and the separate topic for relative depth.
+    #: Topic of metric depth, and the separate topic of relative depth.
     topic: str = DEFAULT_TOPIC
     relative_topic: str = DEFAULT_RELATIVE_TOPIC
     #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1.
     encoding: Encoding = "32FC1"
     frame_id: str = "camera"
-    #: Publish CameraInfo (K) on ``<topic>/camera_info`` with every frame.
+    #: Publish CameraInfo (K) on ``<topic>/camera_info`` before every image.
     camera_info: CameraIntrinsics | None = None
-    #: Messages queued per subscriber before further ones are dropped for it.
-    high_water_mark: int = Field(30, ge=1)
-    #: Wait (up to ``subscriber_timeout`` s) for this many subscribers before the first frame,
-    #: so that a subscriber started first sees every frame (ZeroMQ's "slow joiner").
+    #: ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber.
+    high_water_mark: int = Field(2, ge=1)
+    #: Before the first frame, wait for this many subscriptions to its topic (zenoh: for one),
+    #: at most ``subscriber_timeout`` s; then publish anyway. Solves ZeroMQ's "slow joiner".
     wait_for_subscribers: int = Field(0, ge=0)
     subscriber_timeout: float = Field(10.0, gt=0)
 
+    @field_validator("endpoint", "connect")
+    @classmethod
+    def _has_scheme(cls, value: str | list[str]) -> str | list[str]:
+        for endpoint in [value] if isinstance(value, str) else value:
+            if "://" not in endpoint and "/" not in endpoint:
+                raise ValueError(f"{endpoint!r} is not an endpoint (e.g. tcp://127.0.0.1:5556)")
+        return value
+
+    @field_validator("topic", "relative_topic")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip("/"):
+            raise ValueError("a topic name cannot be empty")
+        return value
+
 
 class ZmqPublisher:
-    """An XPUB socket: like PUB, but it also tells us about subscriptions (to wait for them)."""
+    """An XPUB socket: a PUB socket that also reports subscriptions (to wait for them)."""
 
     def __init__(self, options: TopicOptions) -> None:
         import zmq
 
         self.zmq = zmq
+        self.endpoint = options.endpoint
+        messages_per_frame = 2 if options.camera_info is not None else 1
         self.socket = zmq.Context.instance().socket(zmq.XPUB)
-        self.socket.setsockopt(zmq.SNDHWM, options.high_water_mark)
-        self.socket.setsockopt(zmq.LINGER, 200)  # ms: flush what is queued, never hang on exit
+        self.socket.setsockopt(zmq.SNDHWM, options.high_water_mark * messages_per_frame)
+        self.socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+        # Every (un)subscription, not only the first/last per topic: to count subscribers.
+        self.socket.setsockopt(zmq.XPUB_VERBOSER, 1)
         try:
             self.socket.bind(options.endpoint)
         except zmq.ZMQError as exc:
             self.socket.close(0)
             raise EdgedepthError(f"endpoint {options.endpoint}: cannot bind: {exc}") from None
-        self.subscriptions = 0
+        #: topic prefix → number of subscribers subscribed to it
+        self.subscriptions: dict[bytes, int] = {}
 
-    def poll_subscriptions(self) -> int:
+    def subscribers(self, topic: str) -> int:
+        """How many subscriptions currently match ``topic``."""
         while self.socket.poll(0):
             event = self.socket.recv()
-            self.subscriptions += 1 if event[:1] == b"\x01" else -1
-        return self.subscriptions
+            prefix, change = event[1:], 1 if event[:1] == b"\x01" else -1
+            self.subscriptions[prefix] = max(0, self.subscriptions.get(prefix, 0) + change)
+        name = topic.encode()
+        return sum(n for prefix, n in self.subscriptions.items() if name.startswith(prefix))
 
     def send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
+        """Queue one message without waiting; False if it could not be queued."""
         try:
             self.socket.send_multipart(
-                [topic.encode(), json.dumps(header).encode(), data], flags=self.zmq.NOBLOCK
+                [topic.encode(), encode_header(header), data], flags=self.zmq.NOBLOCK
             )
-            return True
         except self.zmq.Again:
             return False
+        return True
 
     def close(self) -> None:
         self.socket.close()
 
 
 class ZenohPublisher:
-    def __init__(self, options: TopicOptions) -> None:
-        import zenoh
+    """A zenoh peer session listening on the endpoint, a publisher per topic."""
 
-        try:
-            self.session = zenoh.open(
-                zenoh_config([zenoh_endpoint(options.endpoint)], options.connect)
-            )
-        except zenoh.ZError as exc:
-            raise EdgedepthError(f"endpoint {options.endpoint}: zenoh cannot open: {exc}") from None
+    def __init__(self, options: TopicOptions) -> None:
+        self.zenoh = import_zenoh()
+        self.session = open_zenoh(listen=[options.endpoint], connect=options.connect)
         self.publishers: dict[str, Any] = {}
 
     def publisher(self, topic: str) -> Any:
         if topic not in self.publishers:
-            self.publishers[topic] = self.session.declare_publisher(topic)
+            self.publishers[topic] = self.session.declare_publisher(
+                topic,
+                encoding=self.zenoh.Encoding.APPLICATION_OCTET_STREAM,
+                # Drop rather than wait when a link is congested: never block the pipeline.
+                congestion_control=self.zenoh.CongestionControl.DROP,
+            )
         return self.publishers[topic]
 
-    def poll_subscriptions(self, topic: str) -> int:
+    def subscribers(self, topic: str) -> int:
+        """1 if some subscriber matches ``topic`` (zenoh does not say how many), else 0."""
         return int(self.publisher(topic).matching_status.matching)
 
     def send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
-        self.publisher(topic).put(data, attachment=json.dumps(header).encode())
+        try:
+            self.publisher(topic).put(data, attachment=encode_header(header))
+        except self.zenoh.ZError as exc:
+            log.debug("topic: zenoh put on %s failed: %s", topic, zenoh_error(exc))
+            return False
         return True
 
     def close(self) -> None:
         for publisher in self.publishers.values():
             publisher.undeclare()
+        self.publishers = {}
         self.session.close()
 
 
 class TopicSink:
+    """Publishes each frame's depth (and camera info) on its topic."""
+
     def __init__(self, options: TopicOptions, context: BuildContext) -> None:
         self.options = options
-        self.transport = (
+        self.publisher: ZmqPublisher | ZenohPublisher = (
             ZmqPublisher(options) if options.transport == "zmq" else ZenohPublisher(options)
         )
-        self.sent = 0
+        self.published = 0
+        #: Messages the transport refused without waiting (its queue was full).
         self.not_sent = 0
-        self._subscribers_ready = options.wait_for_subscribers == 0
+        self._waited = options.wait_for_subscribers == 0
+        self._closed = False
 
     def _wait_for_subscribers(self, topic: str) -> None:
         wanted = self.options.wait_for_subscribers
-        log.info("topic: waiting for %d subscriber(s) on %s", wanted, self.options.endpoint)
-        if isinstance(self.transport, ZmqPublisher):
-            ready = wait_until(lambda: self.transport.poll_subscriptions() >= wanted,
-                               self.options.subscriber_timeout)  # fmt: skip
-        else:
-            ready = wait_until(lambda: self.transport.poll_subscriptions(topic) >= min(wanted, 1),
-                               self.options.subscriber_timeout)  # fmt: skip
-        if not ready:
-            log.warning("topic: fewer than %d subscriber(s) after %.0f s; publishing anyway",
-                        wanted, self.options.subscriber_timeout)  # fmt: skip
-        self._subscribers_ready = True
+        if isinstance(self.publisher, ZenohPublisher):
+            wanted = 1
+        timeout = self.options.subscriber_timeout
+        log.info(
+            "topic: waiting up to %g s for %d subscriber(s) to %s on %s",
+            timeout, wanted, topic, self.options.endpoint,
+        )  # fmt: skip
+        if not wait_until(lambda: self.publisher.subscribers(topic) >= wanted, timeout):
+            log.warning(
+                "topic: %d of %d subscriber(s) after %g s; publishing anyway",
+                self.publisher.subscribers(topic), wanted, timeout,
+            )  # fmt: skip
+        self._waited = True
 
     def write(self, frame: Frame) -> None:
         assert frame.depth is not None and frame.depth_kind is not None
         metric = frame.depth_kind is DepthKind.METRIC_METERS
         topic = self.options.topic if metric else self.options.relative_topic
-        if not self._subscribers_ready:
+        if not self._waited:
             self._wait_for_subscribers(topic)
         header, data = encode_image(
             frame.depth,
@@ -176,40 +228,75 @@ class TopicSink:
             self.options.encoding if metric else "32FC1",
         )
         if self.options.camera_info is not None:
-            k = self.options.camera_info
+            intrinsics = self.options.camera_info
             info = encode_camera_info(
-                (k.fx, k.fy, k.cx, k.cy), *frame.depth.shape, frame.timestamp, frame.index,
+                (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy),
+                header["height"],
+                header["width"],
+                frame.timestamp,
+                frame.index,
                 self.options.frame_id,
-            )  # fmt: skip
-            self.transport.send(f"{topic}/camera_info", info, b"")
-        if self.transport.send(topic, header, data):
-            self.sent += 1
-        else:
+            )
+            self._send(topic + CAMERA_INFO_SUFFIX, info, b"")
+        self._send(topic, header, data)
+        self.published += 1
+
+    def _send(self, topic: str, header: dict[str, Any], data: bytes) -> None:
+        if not self.publisher.send(topic, header, data):
             self.not_sent += 1
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self.not_sent:
-            log.warning("topic: %d message(s) not sent (send queue full)", self.not_sent)
-        self.transport.close()
+            log.warning(
+                "topic: %d message(s) dropped on %s (send queue full)",
+                self.not_sent, self.options.endpoint,
+            )  # fmt: skip
+        self.publisher.close()
 
 
-# --- edgedepth topic echo ------------------------------------------------------------------------
+# --- edgedepth topic echo -----------------------------------------------------------------------
 
 
-def describe(message: Any) -> str:
+def describe(message: Message) -> str:
+    """One line per message: topic, seq, stamp, size, encoding, kind and value range."""
     if isinstance(message, DepthImage):
         depth = message.depth
-        valid = depth[np.isfinite(depth) & (depth > 0)] if depth.size else depth
-        value_range = f"{valid.min():.3f}..{valid.max():.3f}" if valid.size else "empty"
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        value_range = f"{valid.min():.3f}..{valid.max():.3f}" if valid.size else "no valid pixels"
         return (
             f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} "
-            f"frame_id={message.frame_id} {message.width}x{message.height} {message.encoding} "
-            f"({message.depth_kind.value}) range {value_range}"
+            f"{message.width}x{message.height} {message.encoding} {len(message.data)} B "
+            f"{message.depth_kind.value} range={value_range}"
         )
+    fx, _, cx, _, fy, cy = message.k[:6]
     return (
-        f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} CameraInfo "
-        f"{message.width}x{message.height} fx={message.k[0]:.1f} fy={message.k[4]:.1f}"
+        f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} "
+        f"{message.width}x{message.height} CameraInfo fx={fx:.1f} fy={fy:.1f} "
+        f"cx={cx:.1f} cy={cy:.1f}"
     )
+
+
+class RateMeter:
+    """Messages per second over windows of ``period`` seconds."""
+
+    def __init__(self, period: float = 2.0) -> None:
+        self.period = period
+        self.started = self.window_start = time.monotonic()
+        self.total = self.window = 0
+
+    def tick(self) -> float | None:
+        """Count a message; the rate (Hz) when a window has just ended, else None."""
+        self.total += 1
+        self.window += 1
+        now = time.monotonic()
+        if now - self.window_start < self.period:
+            return None
+        rate = self.window / (now - self.window_start)
+        self.window_start, self.window = now, 0
+        return rate
 
 
 @click.group()
@@ -219,39 +306,52 @@ def topic() -> None:
 
 @topic.command()
 @click.argument("endpoint", default=DEFAULT_ENDPOINT)
-@click.option("--topic", "topics", multiple=True, help="Topic (prefix) to receive; repeatable.")
-@click.option("--count", type=int, default=None, help="Exit after this many messages.")
-@click.option("--transport", type=click.Choice(["zmq", "zenoh"]), default="zmq")
-@click.option("--timeout", type=float, default=None, help="Exit with an error after this long.")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Topic (prefix) to receive, e.g. depth/image; repeatable. Default: all.",
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=None, help="Exit after this many messages."
+)
+@click.option("--transport", type=click.Choice(["zmq", "zenoh"]), default="zmq", show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Fail if no message arrives for this many seconds (default: wait).",
+)
 @debug_option
 def echo(
     endpoint: str,
     topics: tuple[str, ...],
     count: int | None,
-    transport: str,
+    transport: Transport,
     timeout: float | None,
     debug: bool,
 ) -> None:
-    """Print each received message's header and the receive rate."""
+    """Print the header of each message received from ENDPOINT (default tcp://127.0.0.1:5556),
+    and the receive rate on stderr every 2 s. Ctrl-C to stop."""
     with user_errors(debug):
-        received, window_start, window_count = 0, time.monotonic(), 0
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            with TopicSubscriber(endpoint, topics or ("",), transport) as subscriber:  # type: ignore[arg-type]
-                while count is None or received < count:
-                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    message = subscriber.receive(timeout=wait)
+            with TopicSubscriber(endpoint, topics or ("",), transport) as subscriber:
+                meter = RateMeter()
+                while count is None or meter.total < count:
+                    try:
+                        message = subscriber.receive(timeout=timeout)
+                    except MessageError as exc:
+                        click.echo(f"warning: {exc}", err=True)
+                        continue
                     if message is None:
                         raise EdgedepthError(
-                            f"no message from {endpoint} within {timeout:g} s (received {received})"
+                            f"endpoint {endpoint}: no message for {timeout:g} s "
+                            f"(received {meter.total}; is a `topic` sink publishing there?)"
                         )
-                    received += 1
-                    window_count += 1
                     click.echo(describe(message))
-                    elapsed = time.monotonic() - window_start
-                    if elapsed >= 2.0:
-                        click.echo(f"# {window_count / elapsed:.1f} Hz", err=True)
-                        window_start, window_count = time.monotonic(), 0
+                    rate = meter.tick()
+                    if rate is not None:
+                        click.echo(f"# {rate:.1f} Hz, {subscriber.missed} missed", err=True)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how echo is meant to end
 
