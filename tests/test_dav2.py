@@ -244,7 +244,7 @@ def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
 # --- bad input -----------------------------------------------------------------------------------
 
 
-def run_with_backend(tmp_path, write_config, backend_section, size=126):
+def run_with_backend(tmp_path, write_config, backend_section, size=126, env=None):
     config = synthetic_config(
         tmp_path,
         plugins=[],
@@ -253,7 +253,7 @@ def run_with_backend(tmp_path, write_config, backend_section, size=126):
         backend=backend_section,
         runtime={"cache_dir": "cache"},
     )
-    return run_edgedepth("run", "--config", str(write_config(config)))
+    return run_edgedepth("run", "--config", str(write_config(config)), env=env)
 
 
 def assert_one_line_error(result, *fragments):
@@ -350,17 +350,8 @@ def test_qnn_requested_without_the_execution_provider(tmp_path, write_config, ti
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "onnxruntime_qnn.py").write_text("raise ImportError('not installed')\n")
-    config = synthetic_config(
-        tmp_path,
-        plugins=[],
-        source={"type": "synthetic", "frames": 1, "width": 160, "height": 120},
-        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
-        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "qnn"},
-        runtime={"cache_dir": "cache"},
-    )
-    result = run_edgedepth(
-        "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
-    )
+    section = {"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "qnn"}
+    result = run_with_backend(tmp_path, write_config, section, env={"PYTHONPATH": str(blocker)})
     assert_one_line_error(result, "pip install 'edgedepth[qnn]'")
 
 
