@@ -192,6 +192,9 @@ def cpu_session(model_path: Path, threads: int | None = None) -> ort.InferenceSe
     # Default: one thread per core. The other stages mostly wait in C code (decode, encode),
     # and the backend is the slowest stage, so it gets the whole machine.
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    # Idle ONNX Runtime threads would spin-wait for work, taking the CPU from the other stages
+    # (decode, colourise, encode) that run at the same time in the pipeline.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

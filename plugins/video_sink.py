@@ -31,6 +31,11 @@ class VideoSinkOptions(StrictModel):
     range: tuple[float, float] | None = None
     #: H.264 quality (0 = lossless, 18–23 = visually good).
     crf: int = Field(20, ge=0, le=51)
+    #: x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow).
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+        "veryslow",
+    ] = "veryfast"  # fmt: skip
     #: Frame rate of the file; omitted: the source's (29.97 stays 29.97).
     fps: float | None = Field(None, gt=0)
     #: Lossless 16-bit depth recording (.mkv, FFV1): metric in millimetres.
@@ -82,6 +87,7 @@ class VideoSink:
         stream.pix_fmt = "yuv420p"
         stream.options = {
             "crf": str(self.options.crf),
+            "preset": self.options.preset,
             "tune": "zerolatency",
             "g": str(max(1, round(float(self.fps) / 2))),
         }
