@@ -17,8 +17,8 @@ import yaml
 
 from edgedepth.config import load_config
 from edgedepth.pipeline import Pipeline
-from edgedepth.plugins.synthetic_scene import SyntheticScene
 from edgedepth.registry import load_registry
+from edgedepth.synthetic_scene import SyntheticScene
 
 SLEEP_BACKEND = Path(__file__).resolve().with_name("sleep_backend.py")
 

@@ -16,8 +16,8 @@ import numpy as np
 from edgedepth.config import LoadedConfig
 from edgedepth.depth_graph import MANIFEST_NAME, image_tensor, read_manifest
 from edgedepth.errors import EdgedepthError
-from edgedepth.pipeline import default_cache_dir, validate_plugin_options
-from edgedepth.registry import Registry
+from edgedepth.pipeline import PipelineFront, build_context, default_cache_dir, open_front
+from edgedepth.registry import PipelineSpec, Registry, resolve_config
 from edgedepth.stages import BuildContext
 
 log = logging.getLogger("edgedepth")
@@ -56,14 +56,15 @@ def parse_size(text: str) -> tuple[int, int]:
 def deploy_target(
     loaded: LoadedConfig, registry: Registry, input_size: tuple[int, int] | None = None
 ) -> DeployTarget:
-    options = validate_plugin_options(loaded, registry)
-    backend_registration, backend_options = options["backend"]
-    kind = DAV2_BACKENDS.get(backend_registration.name)
+    spec = resolve_config(loaded, registry)
+    backend = spec.backend
+    kind = DAV2_BACKENDS.get(backend.registration.name)
     if kind is None:
         raise EdgedepthError(
             f"{loaded.label}: backend.type: deploy builds DepthAnythingV2 graphs "
-            f"(dav2-relative, dav2-metric), not {backend_registration.name!r}"
+            f"(dav2-relative, dav2-metric), not {backend.registration.name!r}"
         )
+    backend_options: Any = backend.options
     if backend_options.model is not None:
         raise EdgedepthError(
             f"{loaded.label}: backend.model: already a built model; deploy starts from a "
@@ -76,47 +77,33 @@ def deploy_target(
         )
     # What the resize policy delivers for the config's source (480×640 stays 480×640 with policy
     # none: the LPCVC layout).
-    source = _open_source(loaded, options)
-    try:
-        frame_size = (source.info.height, source.info.width)
-    finally:
-        _close(source)
-    resize_registration, resize_options = options["resize"]
-    resize = resize_registration.factory(
-        resize_options, BuildContext(loaded.path, "file", cache_dir)
+    front = _open_front(loaded, spec)
+    front.close()
+    assert front.context.source is not None and front.context.input_size is not None
+    frame_size = (front.context.source.height, front.context.source.width)
+    return DeployTarget(
+        loaded, registry, kind, backend_options, front.context.input_size, cache_dir, frame_size
     )
-    input_size = tuple(resize.input_size(*frame_size))  # type: ignore[assignment]
-    return DeployTarget(loaded, registry, kind, backend_options, input_size, cache_dir, frame_size)
 
 
-def _open_source(loaded: LoadedConfig, options: dict[str, Any]) -> Any:
-    registration, source_options = options["source"]
+def _open_front(loaded: LoadedConfig, spec: PipelineSpec) -> PipelineFront:
     try:
-        return registration.factory(source_options, BuildContext(loaded.path, "file", Path()))
+        return open_front(loaded, spec.source, spec.resize, build_context(loaded))
     except EdgedepthError as exc:
         raise EdgedepthError(
-            f"{loaded.label}: source: {exc} (deploy reads the frame size and sample frames from "
-            "the source; give --input-size HxW, or a video/images/synthetic source)"
+            f"{exc} (deploy reads the frame size and sample frames from the source; give "
+            "--input-size HxW, or a video/images/synthetic source)"
         ) from None
-
-
-def _close(stage: Any) -> None:
-    close = getattr(stage, "close", None)
-    if callable(close):
-        close()
 
 
 def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of the config's source, as the resize policy hands them to the
-    backend (uint8 H×W×3 at the graph's input size)."""
-    options = validate_plugin_options(target.loaded, target.registry)
-    source = _open_source(target.loaded, options)
-    resize_registration, resize_options = options["resize"]
-    resize = resize_registration.factory(resize_options, target.context())
+    backend (H×W×3 at the graph's input size)."""
+    front = _open_front(target.loaded, resolve_config(target.loaded, target.registry))
     frames = []
     try:
-        for frame in source.frames():
-            image, _ = resize.apply(frame.image)
+        for frame in front.source.obj.frames():
+            image, _ = front.resize.obj.apply(frame.image)
             if image.shape[:2] != target.input_size:
                 raise EdgedepthError(
                     f"source frame {frame.index} is {frame.width}×{frame.height}, the graph takes "
@@ -126,7 +113,7 @@ def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
             if len(frames) == count:
                 break
     finally:
-        _close(source)
+        front.close()
     if not frames:
         raise EdgedepthError(f"{target.loaded.label}: source: gave no frames")
     return frames

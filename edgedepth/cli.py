@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -31,7 +32,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _setup_logging(debug: bool) -> None:
+def setup_logging(debug: bool) -> None:
     logger = logging.getLogger("edgedepth")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -50,9 +51,10 @@ def user_errors(debug: bool) -> Iterator[None]:
             traceback.print_exception(exc)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:  # before or after the run (during it, it stops it)
+        name = getattr(interrupt, "signal_name", "SIGINT")
+        click.echo(f"error: interrupted by {name}", err=True)
+        sys.exit(143 if name == "SIGTERM" else 130)
     except click.exceptions.Exit:
         raise
     except Exception as exc:
@@ -114,7 +116,7 @@ def run(
     """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
     from edgedepth.pipeline import Pipeline
 
-    _setup_logging(debug)
+    setup_logging(debug)
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -139,6 +141,13 @@ def run(
                 f"{result.stats.frames_out} frames finished and finalised",
                 err=True,
             )
+        if result.stragglers:
+            # A plugin call that could not be cancelled is still running in native code: the
+            # sinks are finalised, so leave without tearing the interpreter down under it.
+            log.debug("exiting while %s still run", ", ".join(result.stragglers))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(result.exit_code)
         sys.exit(result.exit_code)
 
 
@@ -147,14 +156,15 @@ def run(
 @set_option
 @debug_option
 def check(config: Path, overrides: tuple[str, ...], debug: bool) -> None:
-    """Validate a config and every plugin's options, without running anything."""
-    from edgedepth.pipeline import validate_plugin_options
+    """Validate a config and every plugin's options, and open its source (camera, video,
+    images) to check what the run would fail on at once; nothing is processed or written."""
+    from edgedepth.pipeline import check_config
 
-    _setup_logging(debug)
+    setup_logging(debug)
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
-        validate_plugin_options(loaded, registry)
-        click.echo(f"{config}: OK")
+        summary = check_config(loaded, registry)
+        click.echo(f"{config}: OK ({summary})")
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
@@ -41,19 +42,61 @@ def _existing_path(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+def _writable_folder(folder: Path) -> None:
+    """The folder a file or folder will be created in: it (or its nearest existing parent, for
+    folders created on the way) must be a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"folder is not writable: {existing}")
+
+
 def _output_path(value: Path, info: ValidationInfo) -> Path:
     value = _resolve(value, info)
     if not value.parent.is_dir():
         raise ValueError(f"parent directory does not exist: {value.parent}")
+    if value.is_dir():
+        raise ValueError(f"{value} is a folder; give a file name")
+    _writable_folder(value.parent)
+    return value
+
+
+def _output_dir(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if value.exists() and not value.is_dir():
+        raise ValueError(f"{value} is a file; give a folder")
+    _writable_folder(value)
     return value
 
 
 #: A file or folder that must exist (relative to the config file).
 InputPath = Annotated[Path, AfterValidator(_existing_path)]
-#: A file to be written; its directory must exist (relative to the config file).
+#: A file to be written: its folder must exist and be writable (relative to the config file).
 OutputPath = Annotated[Path, AfterValidator(_output_path)]
+#: A folder to be written into (created if missing): it, or the folder it will be created in,
+#: must be writable (relative to the config file).
+OutputDir = Annotated[Path, AfterValidator(_output_dir)]
 #: Any path, made relative to the config file, not checked.
 ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def output_fields(model: type[BaseModel]) -> list[str]:
+    """Names of ``model``'s fields that are written to (:data:`OutputPath`, :data:`OutputDir`),
+    e.g. to redirect a sink's files somewhere else."""
+    writers = {_output_path, _output_dir}
+    names = []
+    for name, field in model.model_fields.items():
+        validators = [m.func for m in field.metadata if isinstance(m, AfterValidator)]
+        for arg in typing.get_args(field.annotation):  # Optional[OutputPath]
+            validators += [
+                m.func for m in getattr(arg, "__metadata__", ()) if isinstance(m, AfterValidator)
+            ]
+        if writers & set(validators):
+            names.append(name)
+    return names
 
 
 class StrictModel(BaseModel):
@@ -142,6 +185,10 @@ def load_config(path: Path, overrides: typing.Sequence[str] = ()) -> LoadedConfi
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); a config is YAML text"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -214,24 +261,35 @@ def validate(
     prefix: typing.Sequence[str | int] = (),
     base_dir: Path | None = None,
 ) -> ModelT:
-    """Validate ``data`` against ``model``; the first problem becomes a one-line
-    :class:`ConfigError` such as ``metric.yaml: sinks[1].path: parent directory does not exist``."""
+    """Validate ``data`` against ``model``; problems become a one-line :class:`ConfigError`
+    such as ``metric.yaml: sinks[1].path: parent directory does not exist`` (several are
+    joined with "— also")."""
     try:
         return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        # A typo'd key usually also makes a required key "missing": report the typo first.
+        # A typo'd key usually also makes a required key "missing": report the typo first,
+        # and not the missing key it stands for.
         errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
-        first = errors[0]
-        loc = [*prefix, *first["loc"]]
-        message = _describe_error(model, first, data)
-        more = (
-            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-            if len(errors) > 1
-            else ""
-        )
-        raise ConfigError(
-            f"{label}: {format_location(loc) or '(top level)'}: {message}{more}"
-        ) from None
+        described = [(error, _describe_error(model, error, data)) for error in errors]
+        meant = {
+            (*error["loc"][:-1], suggestion)
+            for error, message in described
+            if (suggestion := _suggestion(message)) is not None
+        }
+        problems = [
+            f"{format_location([*prefix, *error['loc']]) or '(top level)'}: {message}"
+            for error, message in described
+            if not (error["type"] == "missing" and tuple(error["loc"]) in meant)
+        ]
+        raise ConfigError(f"{label}: " + " — also ".join(problems)) from None
+
+
+def _suggestion(message: str) -> str | None:
+    """The key a "did you mean" message suggests."""
+    marker = "did you mean '"
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].split("'", 1)[0]
 
 
 def _describe_error(model: type[BaseModel], error: Any, data: Any) -> str:

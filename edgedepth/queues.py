@@ -43,20 +43,25 @@ class StageQueue(Generic[T]):
 
     def put(self, item: T) -> None:
         """Add an item (waiting or dropping the oldest as the policy says); raises
-        :class:`Closed` if the queue was aborted meanwhile."""
+        :class:`Closed` if the queue is closed or aborted, also while waiting for room, so a
+        producer can never wait on a consumer that is gone."""
         with self._condition:
             if self.policy == "block":
-                while len(self._items) >= self.capacity and not self._aborted:
+                while len(self._items) >= self.capacity and not self._ended:
                     self._condition.wait()
-            elif len(self._items) >= self.capacity:
+            if self._ended:
+                raise Closed(self.name)
+            if len(self._items) >= self.capacity:
                 stale = self._items.popleft()
                 self.dropped += 1
                 if self._on_drop is not None:
                     self._on_drop(stale)
-            if self._aborted:
-                raise Closed(self.name)
             self._items.append(item)
             self._condition.notify_all()
+
+    @property
+    def _ended(self) -> bool:
+        return self._closed or self._aborted
 
     def get(self) -> T:
         """Next item; raises :class:`Closed` at end of stream or when aborted."""
@@ -70,7 +75,8 @@ class StageQueue(Generic[T]):
             return item
 
     def close(self) -> None:
-        """End of stream: consumers drain what is queued, then get :class:`Closed`."""
+        """End of stream: consumers drain what is queued, then get :class:`Closed`; producers
+        get :class:`Closed` at once."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()

@@ -16,6 +16,7 @@ import pluggy
 from pydantic import BaseModel
 
 from edgedepth import hookspecs
+from edgedepth.config import LoadedConfig, PluginSection, StrictModel, format_location, validate
 from edgedepth.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "edgedepth"
@@ -58,6 +59,10 @@ class Registration:
     factory: Callable[..., Any]
     plugin: str
     description: str = ""
+    #: ``check(options, context)``: what ``edgedepth check`` runs after opening the source
+    #: (``context.input_size`` is known); raises an :class:`EdgedepthError` for a problem the
+    #: run would fail on at once, without the cost of building the stage.
+    check: Callable[[Any, Any], None] | None = None
 
 
 class Registry:
@@ -84,7 +89,7 @@ class Registry:
     def load_entry_points(self) -> None:
         try:
             self.plugin_manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken third-party package must be named, not crash
+        except (Exception, SystemExit) as exc:  # a broken package is named, never fatal
             raise PluginError(f"loading installed plugins ({ENTRY_POINT_GROUP!r}): {exc}") from exc
         self._by_kind = None
 
@@ -103,14 +108,14 @@ class Registry:
                 sys.modules[module_name] = module
                 try:
                     module_spec.loader.exec_module(module)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:  # a plugin that exits must not end us
                     del sys.modules[module_name]
                     raise PluginError(f"{where}: cannot load plugin {path}: {exc!r}") from exc
             self.add_module(module, str(path))
         else:
             try:
                 module = importlib.import_module(spec)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise PluginError(f"{where}: cannot import plugin {spec!r}: {exc!r}") from exc
             self.add_module(module, spec)
 
@@ -122,32 +127,12 @@ class Registry:
             for impl in reversed(hook.get_hookimpls()):
                 plugin_name = impl.plugin_name
 
-                def register(
-                    name: str,
-                    options: type[BaseModel],
-                    factory: Callable[..., Any],
-                    description: str = "",
-                    *,
-                    _kind: str = kind,
-                    _label: str = label,
-                    _plugin: str = plugin_name,
-                ) -> None:
-                    _check_registration(_label, name, options, factory, _plugin)
-                    existing = by_kind[_kind].get(name)
-                    if existing is not None:
-                        raise PluginError(
-                            f"{_label} {name!r} is registered by two plugins: "
-                            f"{existing.plugin!r} and {_plugin!r}"
-                        )
-                    by_kind[_kind][name] = Registration(
-                        _kind, name, options, factory, _plugin, description
-                    )
-
+                register = _Registrar(by_kind[kind], kind, label, plugin_name)
                 try:
                     impl.function(register)
                 except PluginError:
                     raise
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     raise PluginError(
                         f"plugin {plugin_name!r} failed in {hook_name}: {exc!r}"
                     ) from exc
@@ -182,6 +167,116 @@ class Registry:
             ]
             for kind, regs in self.by_kind.items()
         }
+
+
+class NoOptions(StrictModel):
+    """The options of a plugin registered without a model: none (any key is an error)."""
+
+
+class _Registrar:
+    """The ``register`` callback handed to each hook implementation (see
+    :class:`edgedepth.hookspecs.Register`): records names for one kind and one plugin."""
+
+    def __init__(
+        self, registered: dict[str, Registration], kind: str, label: str, plugin: str
+    ) -> None:
+        self.registered, self.kind, self.label, self.plugin = registered, kind, label, plugin
+
+    def __call__(
+        self,
+        name: str,
+        options: type[BaseModel] | Callable[..., Any],
+        factory: Callable[..., Any] | str | None = None,
+        description: str = "",
+        *,
+        check: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        if not (isinstance(options, type) and issubclass(options, BaseModel)):
+            # register(name, factory[, description]): a plugin without options
+            if isinstance(factory, str):
+                description, factory = factory, None
+            if factory is not None:
+                raise PluginError(
+                    f"plugin {self.plugin!r}: {self.label} {name!r}: options must be a pydantic "
+                    "model class (or leave them out: register(name, factory, description))"
+                )
+            options, factory = NoOptions, options
+        _check_registration(self.label, name, options, factory, self.plugin)
+        existing = self.registered.get(name)
+        if existing is not None:
+            raise PluginError(
+                f"{self.label} {name!r} is registered by two plugins: "
+                f"{existing.plugin!r} and {self.plugin!r}"
+            )
+        self.registered[name] = Registration(
+            self.kind, name, options, factory, self.plugin, description, check
+        )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a config, resolved: the registration it names and its validated options."""
+
+    #: Where it is in the config, for messages: ``source``, ``postprocess[0]``, ``sinks[1]``.
+    key: str
+    registration: Registration
+    options: BaseModel
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Every stage a config names, each resolved and validated (what ``edgedepth check`` does
+    first, and what a pipeline is built from)."""
+
+    source: StageSpec
+    resize: StageSpec
+    backend: StageSpec
+    postprocessors: list[StageSpec]
+    sinks: list[StageSpec]
+
+
+def resolve_config(loaded: LoadedConfig, registry: Registry) -> PipelineSpec:
+    """Look up the plugin of every section and validate its options with the plugin's model;
+    the first problem is a one-line :class:`ConfigError` naming the file and key."""
+    config = loaded.config
+
+    def resolve(kind: str, name: str, options: dict[str, Any], loc: tuple[str | int, ...]):
+        key = "policy" if kind == "resize" else "type"
+        registration = registry.get(kind, name, f"{loaded.label}: {format_location([*loc, key])}")
+        validated = validate(
+            registration.options, options, loaded.label, loc, base_dir=loaded.base_dir
+        )
+        return StageSpec(format_location(loc), registration, validated)
+
+    def section(kind: str, item: PluginSection, loc: tuple[str | int, ...]) -> StageSpec:
+        return resolve(kind, item.type, item.options, loc)
+
+    problems: list[str] = []
+
+    def collect(make: Callable[[], StageSpec]) -> StageSpec | None:
+        try:
+            return make()
+        except ConfigError as exc:  # report every section's problems at once
+            problems.append(str(exc).removeprefix(f"{loaded.label}: "))
+            return None
+
+    resize = config.preprocess.resize
+    source = collect(lambda: section("sources", config.source, ("source",)))
+    resize_spec = collect(
+        lambda: resolve("resize", resize.policy, resize.options, ("preprocess", "resize"))
+    )
+    backend = collect(lambda: section("backends", config.backend, ("backend",)))
+    postprocessors = [
+        collect(lambda i=i, item=item: section("postprocessors", item, ("postprocess", i)))
+        for i, item in enumerate(config.postprocess)
+    ]
+    sinks = [
+        collect(lambda i=i, item=item: section("sinks", item, ("sinks", i)))
+        for i, item in enumerate(config.sinks)
+    ]
+    if problems:
+        raise ConfigError(f"{loaded.label}: " + " — also ".join(problems))
+    return PipelineSpec(source, resize_spec, backend, postprocessors, sinks)  # type: ignore[arg-type]
 
 
 def _check_registration(label: str, name: Any, options: Any, factory: Any, plugin: str) -> None:

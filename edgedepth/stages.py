@@ -1,12 +1,19 @@
 """What a plugin's factory returns for each kind of stage, and what it is given to build it.
 
 These are structural (``typing.Protocol``): a plugin needs no base class, only these methods.
-``close()`` is optional everywhere; the runtime calls it when present, on every way out
-(end of stream, error, Ctrl-C, SIGTERM).
+Two methods are optional everywhere, and called when present:
+
+- ``close()``: on every way out (end of stream, error, Ctrl-C, SIGTERM), once.
+- ``cancel()``: from another thread, when the run is stopped while the stage may be inside a
+  long call (a backend's inference): make that call return or raise soon.
+
+A stage that waits (for a device, a subscriber, a frame time) should wait on
+``context.stop_requested`` rather than sleep, so that a stop request interrupts it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +53,9 @@ class BuildContext:
     source: SourceInfo | None = None
     #: (height, width) of the backend's input, decided by the resize policy.
     input_size: tuple[int, int] | None = None
+    #: Set when the run is asked to stop (end of a failed run, Ctrl-C, SIGTERM, ``q``): wait on
+    #: it (``context.stop_requested.wait(seconds)``) instead of sleeping.
+    stop_requested: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

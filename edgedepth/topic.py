@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -440,11 +441,17 @@ class TopicSubscriber:
         self.close()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true (→ True) or ``timeout`` seconds pass (→ False)."""
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    stop: threading.Event | None = None,
+    interval: float = 0.02,
+) -> bool:
+    """Poll ``predicate`` until it is true (→ True), ``timeout`` seconds pass or ``stop`` is set
+    (→ False)."""
     deadline = time.monotonic() + timeout
+    stop = stop or threading.Event()
     while not predicate():
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or stop.wait(interval):
             return False
-        time.sleep(interval)
     return True

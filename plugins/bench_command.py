@@ -5,6 +5,7 @@ latency, drops and peak memory side by side. ``--plot`` draws per-stage latency 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,22 +16,44 @@ import click
 import numpy as np
 
 import edgedepth
-from edgedepth.cli import debug_option, set_option, user_errors
+from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
+from edgedepth.config import output_fields
 from edgedepth.errors import EdgedepthError
+from edgedepth.registry import resolve_config
+
+
+def sink_overrides(
+    config: Path, overrides: tuple[str, ...], sinks: str, scratch: Path
+) -> list[str]:
+    """``--set`` overrides that keep a benchmark away from the user's recordings: no sinks
+    (``off``), or every file and folder a sink writes redirected into ``scratch`` (``temp``)."""
+    if sinks == "off":
+        return ["sinks=[]"]
+    loaded, registry = load_with_plugins(config, overrides)
+    redirected = []
+    for index, spec in enumerate(resolve_config(loaded, registry).sinks):
+        for name in output_fields(type(spec.options)):
+            original = getattr(spec.options, name)
+            if original is not None:
+                target = scratch / f"sink{index}-{name}{Path(original).suffix}"
+                redirected.append(f"sinks[{index}].{name}={json.dumps(str(target))}")
+    return redirected
 
 
 def bench_config(
-    config: Path, frames: int, overrides: tuple[str, ...], debug: bool
+    config: Path, frames: int, overrides: tuple[str, ...], debug: bool, sinks: str = "off"
 ) -> dict[str, Any]:
-    """One config, in a subprocess of ``edgedepth run`` in file mode for ``frames`` frames."""
+    """One config, in a subprocess of ``edgedepth run`` in file mode for ``frames`` frames,
+    with its sinks off or writing into a temporary folder (see :func:`sink_overrides`)."""
     with tempfile.TemporaryDirectory() as scratch:
         stats_file = Path(scratch) / "stats.json"
+        all_overrides = [*overrides, *sink_overrides(config, overrides, sinks, Path(scratch))]
         command = [
             sys.executable, "-m", "edgedepth", "run", "--config", str(config),
             "--set", "runtime.mode=file", "--set", f"runtime.max_frames={frames}",
             "--set", "runtime.progress=false", "--set", "runtime.summary=false",
             "--stats-json", str(stats_file),
-            *(item for override in overrides for item in ("--set", override)),
+            *(item for override in all_overrides for item in ("--set", override)),
             *(["--debug"] if debug else []),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
@@ -39,6 +62,17 @@ def bench_config(
             reason = errors[-1] if errors else done.stderr.strip()[-500:]
             raise EdgedepthError(f"bench {config}: the run failed: {reason}")
         return json.loads(stats_file.read_text())
+
+
+def check_writable(path: Path, option: str) -> None:
+    """A file about to be written: its folder must exist and be writable."""
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise EdgedepthError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise EdgedepthError(f"{option} {path}: folder {folder} is not writable")
+    if path.is_dir():
+        raise EdgedepthError(f"{option} {path}: is a folder; give a file name")
 
 
 def format_comparison(results: dict[str, dict[str, Any]]) -> str:
@@ -140,6 +174,14 @@ def plot_histograms(results: dict[str, dict[str, Any]], path: Path) -> None:
     help="A pipeline config (repeat to compare several side by side).",
 )  # fmt: skip
 @click.option("--frames", default=100, show_default=True, help="Frames per config.")
+@click.option(
+    "--sinks",
+    type=click.Choice(["off", "temp"]),
+    default="off",
+    show_default=True,
+    help="The configs' sinks: off, or run with their files redirected to a temporary folder "
+    "(the configs' own recordings are never touched).",
+)
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @set_option
@@ -147,6 +189,7 @@ def plot_histograms(results: dict[str, dict[str, Any]], path: Path) -> None:
 def bench(
     configs: tuple[Path, ...],
     frames: int,
+    sinks: str,
     plot: Path | None,
     as_json: bool,
     overrides: tuple[str, ...],
@@ -155,11 +198,13 @@ def bench(
     """Per-stage latency (p50/p95/max), FPS, end-to-end latency, drops and peak memory of configs
     on their file source."""
     with user_errors(debug):
+        if plot is not None:
+            check_writable(plot, "--plot")  # before the work, not after
         results: dict[str, dict[str, Any]] = {}
         for config in configs:
             label = config.stem if config.stem not in results else str(config)
-            click.echo(f"bench: {config} ({frames} frames)…", err=True)
-            results[label] = bench_config(config, frames, overrides, debug)
+            click.echo(f"bench: {config} ({frames} frames, sinks {sinks})…", err=True)
+            results[label] = bench_config(config, frames, overrides, debug, sinks)
         if plot is not None:
             plot_histograms(results, plot)
         if as_json:

@@ -30,7 +30,7 @@ from edgedepth.colorize import (
     colour_bar,
     side_by_side,
 )
-from edgedepth.config import ConfigPath, StrictModel
+from edgedepth.config import OutputDir, StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.stages import BuildContext, StopPipeline
@@ -43,7 +43,7 @@ class DisplayOptions(StrictModel):
     #: Fixed display range (metres for metric depth); omitted: a smoothed range.
     range: tuple[float, float] | None = None
     #: Where ``s`` saves snapshots.
-    snapshot_dir: ConfigPath = Path(".")
+    snapshot_dir: OutputDir = Path(".")
     #: Weight of the newest frame in the displayed FPS.
     fps_smoothing: float = Field(0.1, gt=0, le=1)
 

@@ -8,381 +8,36 @@ The metrics themselves are in :mod:`edgedepth.metrics`.
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import click
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
 
 import edgedepth
-from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
-from edgedepth.colorize import colorize, colormap, colour_bar, label_font
-from edgedepth.config import LoadedConfig, PluginSection, StrictModel
+from edgedepth.cli import debug_option, load_with_plugins, set_option, setup_logging, user_errors
+from edgedepth.config import LoadedConfig, PluginSection
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
-from edgedepth.imageops import resize_rgb
-from edgedepth.metrics import (
-    GEOMETRIES,
-    LPCVC_INTRINSICS,
-    METRIC_NAMES,
-    Geometry,
-    Intrinsics,
-    evaluate_image,
-    mean_metrics,
-    replace_zeros,
+from edgedepth.imageops import IMAGE_SUFFIXES, read_rgb
+from edgedepth.lpcvc_io import (
+    check_pairs,
+    confidence_folder,
+    data_layout,
+    files_by_stem,
+    read_ground_truth,
+    read_prediction,
 )
-from edgedepth.plugins.images_source import IMAGE_SUFFIXES, natural_key, read_rgb
-from edgedepth.plugins.postprocessors import min_max
-from edgedepth.registry import Registration, Registry
+from edgedepth.metrics import GEOMETRIES, LPCVC_INTRINSICS, Geometry, Intrinsics
+from edgedepth.pipeline import Pipeline
+from edgedepth.registry import Registry
+from edgedepth.scoring import DisparityConversion, Sample, Scorer, ScoreSettings
 
-DisparityConversion = Literal["invert", "reciprocal"]
-#: Ground-truth folder names accepted under ``--data DIR`` (``raw`` is the challenge's).
-GROUND_TRUTH_FOLDERS = ("depth", "raw")
 #: Images drawn as figures when ``--out`` is given and ``--figures`` is not.
 DEFAULT_FIGURES = 4
-#: Relative error mapped to the bright end of the error panel.
-ERROR_RANGE = 0.5
-MASKED_GREY = np.array([60, 60, 60], dtype=np.uint8)
-
-
-# --- what is scored -------------------------------------------------------------------------
-
-
-@dataclass
-class Sample:
-    """One prediction with its ground truth, at their own sizes, and names for messages."""
-
-    name: str
-    pred: np.ndarray  # H×W
-    kind: DepthKind | None
-    gt_meters: np.ndarray  # h×w
-    conf: np.ndarray | None  # h×w, values 0/1/2
-    pred_label: str
-    gt_label: str
-    rgb: np.ndarray | None = None
-    camera: Intrinsics | None = None
-
-
-@dataclass
-class ScoreSettings:
-    geometry: Geometry
-    #: None: each frame's own camera (``--intrinsics source``).
-    intrinsics: Intrinsics | None
-    disparity: DisparityConversion
-    out_dir: Path | None
-    #: How many images get a figure (the first ones); None: all.
-    figure_limit: int | None
-    masks: str
-
-
-def disparity_to_depth(disparity: np.ndarray, method: DisparityConversion) -> np.ndarray:
-    """Make a relative disparity (larger is nearer) into something that grows with depth.
-
-    ``invert``: ``1 - minmax(d)``, LPCVC's relative convention (near 0 → far 1), what the
-    leaderboard scored; not proportional to depth, which median scaling cannot correct.
-    ``reciprocal``: ``1 / d`` (floored at 1e-3 of the maximum), proportional to depth when the
-    disparity has no shift."""
-    disparity = np.asarray(disparity, dtype=np.float32)
-    if method == "invert":
-        return (1.0 - min_max(disparity)).astype(np.float32)
-    floor = max(float(np.max(disparity)) * 1e-3, 1e-12)
-    return (1.0 / np.maximum(disparity, floor)).astype(np.float32)
-
-
-def fit_to_prediction(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
-    """Ground truth and confidence resized to the prediction's size with Pillow's nearest
-    neighbour, as the challenge does (192×256 → 480×640); the aspect ratios must agree."""
-    height, width = sample.pred.shape
-    gt_height, gt_width = sample.gt_meters.shape
-    if (height, width) == (gt_height, gt_width):
-        return sample.gt_meters, sample.conf
-    if abs(width / height - gt_width / gt_height) > 0.01 * (gt_width / gt_height):
-        raise EdgedepthError(
-            f"{sample.pred_label}: prediction is {width}×{height} but {sample.gt_label} is "
-            f"{gt_width}×{gt_height}: aspect ratios differ (resizing would distort the ground "
-            "truth; restore the prediction to the image's size)"
-        )
-    gt = np.asarray(
-        Image.fromarray(sample.gt_meters.astype(np.float32), mode="F").resize(
-            (width, height), Image.Resampling.NEAREST
-        )
-    )
-    conf = None
-    if sample.conf is not None:
-        conf = np.asarray(
-            Image.fromarray(sample.conf.astype(np.uint8)).resize(
-                (width, height), Image.Resampling.NEAREST
-            )
-        )
-    return gt, conf
-
-
-class Scorer:
-    """Scores samples one at a time (nothing is kept but the metrics), draws figures for the
-    first ones, and reports the mean."""
-
-    def __init__(self, settings: ScoreSettings) -> None:
-        self.settings = settings
-        self.rows: list[dict[str, Any]] = []
-        self.seconds = 0.0
-        self.disparity_seen = False
-        self.figure_dir = settings.out_dir / "figures" if settings.out_dir else None
-        if self.figure_dir is not None and settings.figure_limit != 0:
-            self.figure_dir.mkdir(parents=True, exist_ok=True)
-
-    def wants_figure(self, position: int) -> bool:
-        """Whether the image scored at ``position`` (from 0) gets a figure."""
-        limit = self.settings.figure_limit
-        return self.figure_dir is not None and (limit is None or position < limit)
-
-    def score(self, sample: Sample) -> None:
-        pred = sample.pred
-        if sample.kind == DepthKind.RELATIVE_DISPARITY:
-            self.disparity_seen = True
-            pred = disparity_to_depth(pred, self.settings.disparity)
-        non_finite = int(np.size(pred) - np.count_nonzero(np.isfinite(pred)))
-        if non_finite:
-            click.echo(
-                f"edgedepth: warning: {sample.pred_label}: {non_finite} NaN/inf values; the "
-                "challenge's median scaling then makes every metric of the image NaN or 0",
-                err=True,
-            )
-        gt, conf = fit_to_prediction(sample)
-        intrinsics = self.settings.intrinsics or sample.camera
-        if intrinsics is None:
-            raise EdgedepthError(
-                f"--intrinsics source: {sample.pred_label} has no camera intrinsics "
-                "(only the synthetic source provides them)"
-            )
-        start = time.perf_counter()
-        try:
-            evaluation = evaluate_image(pred, gt, conf, intrinsics, self.settings.geometry)
-        except ValueError as exc:
-            raise EdgedepthError(f"{sample.gt_label}: {exc}") from None
-        self.seconds += time.perf_counter() - start
-        if self.wants_figure(len(self.rows)):
-            assert self.figure_dir is not None
-            figure = compose_figure(
-                sample.name,
-                sample.rgb,
-                replace_zeros(pred) * evaluation.scale,
-                replace_zeros(gt),
-                None if conf is None else conf >= 1,
-                evaluation.metrics,
-            )
-            Image.fromarray(figure).save(self.figure_dir / f"{sample.name}.png")
-        self.rows.append({"image": sample.name, "scale": evaluation.scale, **evaluation.metrics})
-
-    def report(self) -> None:
-        """Table of means on stdout, a summary line on stderr, CSV and JSON under ``--out``."""
-        if not self.rows:
-            raise EdgedepthError("no image was scored")
-        mean = mean_metrics(self.rows)
-        click.echo(format_table(len(self.rows), mean))
-        settings = self.settings
-        camera = str(settings.intrinsics) if settings.intrinsics else "from the source"
-        notes = [
-            f"geometry {settings.geometry}",
-            f"intrinsics {camera}",
-            f"masks: {settings.masks}",
-            f"metrics {1000 * self.seconds / len(self.rows):.0f} ms per image",
-        ]
-        if self.disparity_seen:
-            notes.append(f"relative disparity converted by {settings.disparity}")
-        click.echo(f"edgedepth: scored {len(self.rows)} images ({', '.join(notes)})", err=True)
-        if settings.out_dir is not None:
-            self.write(settings.out_dir, mean)
-
-    def write(self, out_dir: Path, mean: dict[str, float]) -> None:
-        columns = ["image", "scale", *METRIC_NAMES]
-        with open(out_dir / "metrics.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-            writer.writerow({"image": "mean", "scale": "", **mean})
-        settings = {
-            "geometry": self.settings.geometry,
-            "intrinsics": str(self.settings.intrinsics) if self.settings.intrinsics else "source",
-            "masks": self.settings.masks,
-            "disparity_to_depth": self.settings.disparity,
-        }
-        report = {"settings": settings, "images": self.rows, "mean": mean}
-        (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-
-
-def format_table(count: int, mean: dict[str, float]) -> str:
-    """Two aligned lines: metric names, then their means over ``count`` images."""
-    names = ["images", *METRIC_NAMES]
-    values = [str(count), *(f"{mean[name]:.4f}" for name in METRIC_NAMES)]
-    widths = [max(len(name), len(value)) for name, value in zip(names, values, strict=True)]
-    header = "  ".join(name.rjust(width) for name, width in zip(names, widths, strict=True))
-    row = "  ".join(value.rjust(width) for value, width in zip(values, widths, strict=True))
-    return f"{header}\n{row}"
-
-
-# --- figures --------------------------------------------------------------------------------
-
-
-def compose_figure(
-    name: str,
-    rgb: np.ndarray | None,
-    pred_meters: np.ndarray,
-    gt_meters: np.ndarray,
-    valid: np.ndarray | None,
-    metrics: dict[str, float],
-) -> np.ndarray:
-    """RGB | prediction (median-scaled) | ground truth | colour bar (m) | relative error, with a
-    caption; pixels outside the confidence mask are grey."""
-    height, width = gt_meters.shape
-    valid = np.ones_like(gt_meters, dtype=bool) if valid is None else valid
-    low, high = (float(v) for v in np.percentile(gt_meters[valid], (2.0, 98.0)))
-    kind = DepthKind.METRIC_METERS
-    pred_panel = colorize(pred_meters, kind, low, high, "turbo")
-    gt_panel = colorize(gt_meters, kind, low, high, "turbo")
-    relative_error = np.abs(pred_meters - gt_meters) / gt_meters
-    error_index = np.clip(relative_error / ERROR_RANGE, 0.0, 1.0) * 255.0 + 0.5
-    error_panel = colormap("inferno")[error_index.astype(np.uint8)]
-    gt_panel[~valid] = MASKED_GREY
-    error_panel[~valid] = MASKED_GREY
-    rgb_panel = (
-        resize_rgb(rgb, (height, width), "bilinear")
-        if rgb is not None
-        else np.full((height, width, 3), 24, dtype=np.uint8)
-    )
-    panels = [
-        (rgb_panel, "RGB" if rgb is not None else "no RGB"),
-        (pred_panel, "prediction (median-scaled)"),
-        (gt_panel, "ground truth"),
-        (colour_bar(height, kind, low, high, "turbo"), ""),
-        (error_panel, f"|pred - gt| / gt, 0 to {ERROR_RANGE:g}"),
-    ]
-    canvas = Image.fromarray(np.concatenate([panel for panel, _ in panels], axis=1))
-    draw = ImageDraw.Draw(canvas)
-    font = label_font(13)
-    x = 0
-    for panel, label in panels:
-        if label:
-            draw.rectangle((x, height - 20, x + 8 + 7 * len(label), height), fill=(0, 0, 0))
-            draw.text((x + 4, height - 17), label, fill=(255, 255, 255), font=font)
-        x += panel.shape[1]
-    caption = (
-        f"{name}   abs_rel {metrics['abs_rel']:.3f}   rmse {metrics['rmse']:.3f} m   "
-        f"d1 {metrics['a1']:.3f}   F-score {metrics['fscore']:.2f}   IoU {metrics['iou']:.2f}"
-    )
-    draw.rectangle((0, 0, 8 + 7 * len(caption), 20), fill=(0, 0, 0))
-    draw.text((4, 3), caption, fill=(255, 255, 255), font=font)
-    return np.asarray(canvas)
-
-
-# --- files ----------------------------------------------------------------------------------
-
-
-def files_by_stem(folder: Path, suffixes: set[str], what: str, option: str) -> dict[str, Path]:
-    """``stem → path`` of the files in ``folder`` with one of ``suffixes``, in natural order."""
-    if not folder.is_dir():
-        raise EdgedepthError(f"{option} {folder}: no such folder")
-    paths = sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes),
-        key=natural_key,
-    )
-    if not paths:
-        raise EdgedepthError(f"{option} {folder}: no {what} found")
-    by_stem: dict[str, Path] = {}
-    for path in paths:
-        if path.stem in by_stem:
-            raise EdgedepthError(f"{path} and {by_stem[path.stem]}: two {what} named {path.stem!r}")
-        by_stem[path.stem] = path
-    return by_stem
-
-
-def check_pairs(
-    preds: dict[str, Path], gts: dict[str, Path], pred_what: str, pred_dir: Path, gt_dir: Path
-) -> None:
-    """Every prediction must have a ground truth of the same stem and the other way round."""
-
-    def listing(stems: set[str], files: dict[str, Path]) -> str:
-        names = [files[stem].name for stem in sorted(stems, key=lambda s: natural_key(Path(s)))]
-        more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
-        return ", ".join(names[:3]) + more
-
-    missing_gt = set(preds) - set(gts)
-    missing_pred = set(gts) - set(preds)
-    if not (missing_gt or missing_pred):
-        return
-    counts = f"{len(preds)} {pred_what} in {pred_dir}, {len(gts)} ground-truth PNGs in {gt_dir}"
-    if missing_gt:
-        problem = f"no ground truth for {listing(missing_gt, preds)}"
-    else:
-        problem = f"no {pred_what[:-1]} for {listing(missing_pred, gts)}"
-    raise EdgedepthError(f"{counts}: {problem} (files are matched by name)")
-
-
-def read_prediction(path: Path) -> np.ndarray:
-    """An LPCVC prediction: ``(1, 1, H, W)`` or ``(H, W)`` → H×W."""
-    try:
-        pred = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise EdgedepthError(f"{path}: cannot read .npy: {exc}") from None
-    if pred.ndim == 4 and pred.shape[:2] == (1, 1):
-        pred = pred[0, 0]
-    if pred.ndim != 2 or not np.issubdtype(pred.dtype, np.number):
-        raise EdgedepthError(
-            f"{path}: prediction of shape {pred.shape} ({pred.dtype}), expected (1, 1, H, W) "
-            "or (H, W) numbers"
-        )
-    return pred
-
-
-def read_png_array(path: Path, what: str) -> np.ndarray:
-    """A single-channel PNG as an integer array."""
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image)
-    except FileNotFoundError:
-        raise EdgedepthError(f"{path}: {what} not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgedepthError(f"{path}: cannot read {what}: {exc}") from None
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise EdgedepthError(
-            f"{path}: {what} must be a single-channel integer PNG, got shape {array.shape} "
-            f"({array.dtype})"
-        )
-    return array
-
-
-def read_ground_truth(path: Path, conf_dir: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Depth in metres (16-bit PNG in millimetres) and its confidence map, if masks are used."""
-    gt_meters = read_png_array(path, "ground-truth depth").astype(np.float32) / 1000.0
-    if conf_dir is None:
-        return gt_meters, None
-    conf_path = conf_dir / path.name
-    conf = read_png_array(conf_path, "confidence mask")
-    if conf.shape != gt_meters.shape:
-        raise EdgedepthError(
-            f"{conf_path}: confidence mask is {conf.shape[1]}×{conf.shape[0]} but {path} is "
-            f"{gt_meters.shape[1]}×{gt_meters.shape[0]}"
-        )
-    return gt_meters, conf
-
-
-def confidence_folder(gt_dir: Path, explicit: Path | None) -> Path | None:
-    """The challenge reads ``…/raw/x.png``'s mask from ``…/conf/x.png``: a ``conf`` folder next
-    to the ground-truth folder is used when it exists (or the one given)."""
-    if explicit is not None:
-        if not explicit.is_dir():
-            raise EdgedepthError(f"--conf {explicit}: no such folder")
-        return explicit
-    sibling = gt_dir.parent / "conf"
-    return sibling if sibling.is_dir() and sibling.resolve() != gt_dir.resolve() else None
 
 
 def score_files(
@@ -448,10 +103,6 @@ class ScoringSink:
         )
 
 
-class ScoringSinkOptions(StrictModel):
-    pass
-
-
 def run_and_score(
     loaded: LoadedConfig,
     registry: Registry,
@@ -461,34 +112,16 @@ def run_and_score(
 ) -> None:
     """Run the config with ``source`` and ``sinks`` in place of its own, in file mode, every
     frame passing through ``scoring_sink`` as well."""
-    from edgedepth.pipeline import Pipeline, Stage
-
     runtime = loaded.config.runtime.model_copy(update={"mode": "file", "max_frames": None})
     config = loaded.config.model_copy(update={"source": source, "sinks": sinks, "runtime": runtime})
-    pipeline = Pipeline.from_config(LoadedConfig(loaded.path, config), registry)
-    registration = Registration(
-        "sinks", "eval", ScoringSinkOptions, ScoringSink, __name__, "scores frames vs ground truth"
+    pipeline = Pipeline.from_config(
+        LoadedConfig(loaded.path, config), registry, extra_sinks={"eval": scoring_sink}
     )
-    pipeline.sinks.append(Stage(registration, scoring_sink))
     result = pipeline.run()
     if result.error is not None:
         raise result.error
     if result.stopped_by in ("SIGINT", "SIGTERM"):
         click.echo(f"edgedepth: stopped by {result.stopped_by}; scoring what ran", err=True)
-
-
-def data_layout(data_dir: Path) -> tuple[Path, Path, Path | None]:
-    """``DIR/rgb``, ``DIR/depth`` (or ``DIR/raw``) and the optional ``DIR/conf``."""
-    if not data_dir.is_dir():
-        raise EdgedepthError(f"--data {data_dir}: no such folder")
-    rgb_dir = data_dir / "rgb"
-    gt_dir = next((data_dir / n for n in GROUND_TRUTH_FOLDERS if (data_dir / n).is_dir()), None)
-    if not rgb_dir.is_dir() or gt_dir is None:
-        raise EdgedepthError(
-            f"--data {data_dir}: expected folders rgb/ and depth/ (or raw/), and optionally conf/"
-        )
-    conf_dir = data_dir / "conf"
-    return rgb_dir, gt_dir, conf_dir if conf_dir.is_dir() else None
 
 
 def score_data_folder(
@@ -710,6 +343,7 @@ def eval_command(
     converted first: invert = 1 - minmax(d), LPCVC's near 0 → far 1; reciprocal = 1/d, which is
     proportional to depth and so survives median scaling better. The configs' sinks are not run.
     """
+    setup_logging(debug)
     with user_errors(debug):
         check_mode(
             pred,
@@ -757,7 +391,9 @@ def eval_command(
             else:
                 assert synthetic is not None
                 score_synthetic(loaded, registry, synthetic, scorer)
-        scorer.report()
+        report = scorer.report()
+        click.echo(report.table())
+        click.echo(f"edgedepth: {report.summary}", err=True)
     sys.stdout.flush()
 
 

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import glob
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
 from pydantic import Field
 
 import edgedepth
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
+from edgedepth.imageops import IMAGE_SUFFIXES, natural_key, read_rgb
 from edgedepth.stages import BuildContext, SourceInfo
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class ImagesOptions(StrictModel):
@@ -26,18 +22,6 @@ class ImagesOptions(StrictModel):
     path: str
     #: Rate used for the frames' timestamps (and for pacing in live mode).
     fps: float = Field(30.0, gt=0)
-
-
-def natural_key(path: Path) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgedepthError(f"{path}: cannot read image: {exc}") from None
 
 
 class ImagesSource:

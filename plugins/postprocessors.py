@@ -14,13 +14,8 @@ from pydantic import Field, model_validator
 import edgedepth
 from edgedepth.config import StrictModel
 from edgedepth.frame import DepthKind, Frame
-from edgedepth.imageops import Interpolation, resize_depth
+from edgedepth.imageops import Interpolation, min_max, resize_depth
 from edgedepth.stages import BuildContext
-
-
-def min_max(depth: np.ndarray) -> np.ndarray:
-    low, high = float(np.nanmin(depth)), float(np.nanmax(depth))
-    return (depth - low) / (high - low) if high > low else np.zeros_like(depth)
 
 
 class InvertOptions(StrictModel):

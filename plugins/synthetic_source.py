@@ -13,8 +13,8 @@ from pydantic import Field
 import edgedepth
 from edgedepth.config import StrictModel
 from edgedepth.frame import Frame
-from edgedepth.plugins.synthetic_scene import SyntheticScene
 from edgedepth.stages import BuildContext, SourceInfo
+from edgedepth.synthetic_scene import SyntheticScene
 
 
 class SyntheticOptions(StrictModel):

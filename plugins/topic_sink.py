@@ -195,6 +195,7 @@ class TopicSink:
         #: Messages the transport refused without waiting (its queue was full).
         self.not_sent = 0
         self._waited = options.wait_for_subscribers == 0
+        self._stop_requested = context.stop_requested
         self._closed = False
 
     def _wait_for_subscribers(self, topic: str) -> None:
@@ -206,7 +207,12 @@ class TopicSink:
             "topic: waiting up to %g s for %d subscriber(s) to %s on %s",
             timeout, wanted, topic, self.options.endpoint,
         )  # fmt: skip
-        if not wait_until(lambda: self.publisher.subscribers(topic) >= wanted, timeout):
+        subscribed = wait_until(
+            lambda: self.publisher.subscribers(topic) >= wanted, timeout, self._stop_requested
+        )
+        if self._stop_requested.is_set():
+            log.info("topic: stop requested while waiting for subscribers")
+        elif not subscribed:
             log.warning(
                 "topic: %d of %d subscriber(s) after %g s; publishing anyway",
                 self.publisher.subscribers(topic), wanted, timeout,

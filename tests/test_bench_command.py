@@ -44,3 +44,33 @@ def test_bench_of_a_failing_config_is_one_line(tmp_path, write_config):
     result = run_edgedepth("bench", "--config", str(config), "--frames", "3")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "nonexistent" in result.stderr.splitlines()[-1]
+
+
+def test_bench_never_touches_the_configs_recordings(tmp_path, write_config):
+    config = write_config(
+        synthetic_config(
+            tmp_path,
+            source={"type": "synthetic", "frames": 5, "width": 64, "height": 48},
+            sinks=[{"type": "npy", "dir": "out"}, {"type": "video", "path": "rec.mp4"}],
+        )
+    )
+    (tmp_path / "rec.mp4").write_bytes(b"the user's recording")
+    for sinks in ("off", "temp"):
+        result = run_edgedepth(
+            "bench", "--config", str(config), "--frames", "3", "--sinks", sinks, "--json"
+        )
+        assert result.returncode == 0, result.stderr
+        stages = json.loads(result.stdout)["pipeline"]["stages"]
+        assert ("sink:video" in stages) == (sinks == "temp")  # temp: the sinks still ran
+    assert (tmp_path / "rec.mp4").read_bytes() == b"the user's recording"
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_plot_to_a_read_only_folder_fails_before_the_work(tmp_path, write_config):
+    config = write_config(synthetic_config(tmp_path))
+    result = run_edgedepth(
+        "bench", "--config", str(config), "--frames", "3", "--plot", str(tmp_path / "no" / "p.png")
+    )
+    assert result.returncode == 1
+    assert "--plot" in result.stderr.splitlines()[-1] and "does not exist" in result.stderr
+    assert "bench: " not in result.stderr  # nothing was run

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from edgedepth.metrics import (
     evaluate_image,
     pointcloud_metrics,
 )
-from edgedepth.plugins.synthetic_scene import SyntheticScene
+from edgedepth.synthetic_scene import SyntheticScene
 from tests.conftest import SLEEPY, run_edgedepth
 
 UNIT_CAMERA = Intrinsics(fx=1.0, fy=1.0, cx=0.0, cy=0.0)
@@ -180,20 +179,14 @@ def test_masks_exclude_pixels():
     assert evaluate_image(pred, gt, conf).metrics["fscore"] < 100.0
 
 
-def test_timing_of_a_480x640_frame(capsys):
+def test_a_480x640_frame_with_noise_scores_below_perfect():
+    # How long this takes is measured by bench/eval_speed.py, not asserted here.
     _, depth = SyntheticScene(width=640, height=480).render(0)
     noise = np.random.default_rng(0).normal(1.0, 0.05, depth.shape).astype(np.float32)
     conf = np.full(depth.shape, 2, dtype=np.uint8)
-    evaluate_image(depth * noise, depth, conf)  # warm-up: scipy import
-    start = time.perf_counter()
     metrics = evaluate_image(depth * noise, depth, conf).metrics
-    seconds = time.perf_counter() - start
-    with capsys.disabled():
-        print(
-            f"\n[eval] one 480x640 frame: {1000 * seconds:.0f} ms, F-score {metrics['fscore']:.2f}"
-        )
     assert 0 < metrics["fscore"] < 100
-    assert seconds < 5.0  # the target is well under 1 s; loose here for slow CI machines
+    assert metrics["a1"] > 0.99 and 0.01 < metrics["abs_rel"] < 0.1
 
 
 # --- the command line ---------------------------------------------------------------------------

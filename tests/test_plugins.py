@@ -70,3 +70,43 @@ def test_installed_example_plugin_package(tmp_path, write_config):
     assert depth.shape == (48, 64)
     np.testing.assert_allclose(depth[0], 10.0)  # top row far, bottom row near
     np.testing.assert_allclose(depth[-1], 0.5)
+
+
+def test_readme_shows_the_example_plugin_verbatim():
+    """A newcomer writes a backend from the README alone: it must be the tested example."""
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    example = (EXAMPLE / "edgedepth_gradient.py").read_text()
+    assert f"```python\n{example}```" in readme
+
+
+def test_plugin_without_options_model(tmp_path, write_config):
+    (tmp_path / "counting.py").write_text(
+        "import edgedepth\n\n"
+        "class CountingSink:\n"
+        "    def __init__(self, options, context):\n"
+        "        self.count = 0\n"
+        "    def write(self, frame):\n"
+        "        self.count += 1\n\n"
+        "@edgedepth.hookimpl\n"
+        "def register_sinks(register: edgedepth.Register) -> None:\n"
+        '    register("counting", CountingSink, "counts frames")\n'
+    )
+    config = synthetic_config(tmp_path, sinks=[{"type": "counting"}])
+    config["plugins"].append("counting.py")
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    assert "sink:counting" in result.stderr
+    config["sinks"] = [{"type": "counting", "colour": "red"}]
+    result = run_edgedepth("check", "--config", str(write_config(config)))
+    assert result.returncode == 2
+    assert "sinks[0].colour: unknown key" in result.stderr.strip().splitlines()[-1]
+
+
+def test_plugin_that_exits_on_import_is_a_one_line_error(tmp_path, write_config):
+    (tmp_path / "rude.py").write_text("import sys\nsys.exit(3)\n")
+    config = synthetic_config(tmp_path)
+    config["plugins"].append("rude.py")
+    result = run_edgedepth("check", "--config", str(write_config(config)))
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "rude.py" in line and "SystemExit(3)" in line

@@ -59,3 +59,28 @@ def test_close_drains_then_ends_and_abort_releases_everyone():
     assert errors == ["closed"]
     with pytest.raises(Closed):
         full.get()
+
+
+def test_close_releases_a_producer_waiting_for_room():
+    # The deadlock of a failed sink: its producer waited forever on a full queue that was only
+    # closed (end of stream), never drained again.
+    full = StageQueue("q", 1, "block")
+    full.put(1)
+    outcome = []
+
+    def producer():
+        try:
+            full.put(2)
+            outcome.append("put")
+        except Closed:
+            outcome.append("closed")
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(0.1)
+    full.close()
+    thread.join(2)
+    assert outcome == ["closed"]
+    assert full.get() == 1  # what was queued before the close still drains
+    with pytest.raises(Closed):
+        full.put(3)

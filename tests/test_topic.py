@@ -131,7 +131,7 @@ def test_slow_subscriber_does_not_slow_the_pipeline(tmp_path, write_config):
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         config = synthetic_config(
             tmp_path,
-            source={"type": "synthetic", "frames": frames, "width": 320, "height": 240},
+            source={"type": "synthetic", "frames": frames, "width": 64, "height": 48},
             backend={**METRIC, "delay_ms": 10},
             sinks=[{"type": "topic", "endpoint": endpoint,
                     "wait_for_subscribers": 1 if with_slow_subscriber else 0}],
@@ -173,11 +173,11 @@ def test_slow_subscriber_does_not_slow_the_pipeline(tmp_path, write_config):
     print(f"the slow subscriber received {received} of {frames} messages")
     assert slowed["frames_out"] == frames
     assert 0 < received < frames
-    # Waiting for the subscriber would cost 0.2 s per frame in the sink: 5 fps at best. (The
-    # factors are generous: other processes on a CI machine make both runs vary.)
-    assert slowed["stages"]["sink:topic"]["p95_ms"] < 50
-    assert slowed["steady_fps"] > max(10.0, alone["steady_fps"] / 4)
-    assert slowed_seconds < 2 * alone_seconds + 3.0
+    # Waiting for the subscriber would cost 0.2 s per frame in the sink: 5 fps at best, a
+    # fifth or less of the run without it. Measured against that run, not an absolute rate, so
+    # a loaded machine slows both alike.
+    assert slowed["stages"]["sink:topic"]["p95_ms"] < 100
+    assert slowed["steady_fps"] > alone["steady_fps"] / 2
 
 
 def test_topic_echo_prints_headers_then_exits(tmp_path, write_config):

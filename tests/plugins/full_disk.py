@@ -1,6 +1,8 @@
-"""A test sink that fails like a full disk after a number of frames."""
+"""A test sink that fails like a full disk after a number of frames, optionally slowly (so that
+it is the slowest stage and its queue is full when it fails)."""
 
 import errno
+import time
 
 from pydantic import Field
 
@@ -10,6 +12,7 @@ from edgedepth.config import StrictModel
 
 class FullDiskOptions(StrictModel):
     fail_at: int = Field(10, ge=0)
+    delay_ms: float = Field(0.0, ge=0)
 
 
 class FullDiskSink:
@@ -18,6 +21,7 @@ class FullDiskSink:
         self.written = 0
 
     def write(self, frame) -> None:
+        time.sleep(self.options.delay_ms / 1000)
         if self.written == self.options.fail_at:
             raise OSError(errno.ENOSPC, "No space left on device")
         self.written += 1

@@ -34,6 +34,25 @@ class SleepyBackend:
         return image.astype(np.float32).mean(axis=2) * np.float32(self.options.scale)
 
 
+class SleepySinkOptions(StrictModel):
+    delay_ms: float = Field(0.0, ge=0)
+
+
+class SleepySink:
+    """A sink that takes ``delay_ms`` per frame and keeps nothing."""
+
+    def __init__(self, options: SleepySinkOptions, context: edgedepth.BuildContext) -> None:
+        self.options = options
+
+    def write(self, frame) -> None:
+        time.sleep(self.options.delay_ms / 1000)
+
+
 @edgedepth.hookimpl
 def register_backends(register):
     register("sleepy", SleepyOptions, SleepyBackend, description="test: mean of RGB, with a delay")
+
+
+@edgedepth.hookimpl
+def register_sinks(register):
+    register("sleepy", SleepySinkOptions, SleepySink, description="test: sleeps per frame")
