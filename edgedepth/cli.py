@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,17 +34,26 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def setup_logging(debug: bool) -> None:
+    """edgedepth's own messages on stderr (debug ones with ``--debug``); third-party warnings
+    (torch's tracer, transformers, OpenCV's camera probing) only with ``--debug``: edgedepth
+    says what matters itself."""
     logger = logging.getLogger("edgedepth")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("edgedepth: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is imported
+        os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
 
 
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
-    """One line and a non-zero exit for every failure; the traceback only with ``--debug``."""
+    """One line and a non-zero exit for every failure; the traceback only with ``--debug``.
+    Sets up logging for the command (see :func:`setup_logging`)."""
+    setup_logging(debug)
     try:
         yield
     except EdgedepthError as exc:
@@ -116,7 +126,6 @@ def run(
     """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
     from edgedepth.pipeline import Pipeline
 
-    setup_logging(debug)
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -160,7 +169,6 @@ def check(config: Path, overrides: tuple[str, ...], debug: bool) -> None:
     images) to check what the run would fail on at once; nothing is processed or written."""
     from edgedepth.pipeline import check_config
 
-    setup_logging(debug)
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
         summary = check_config(loaded, registry)

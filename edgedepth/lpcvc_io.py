@@ -64,10 +64,10 @@ def read_prediction(path: Path) -> np.ndarray:
         raise EdgedepthError(f"{path}: cannot read .npy: {exc}") from None
     if pred.ndim == 4 and pred.shape[:2] == (1, 1):
         pred = pred[0, 0]
-    if pred.ndim != 2 or not np.issubdtype(pred.dtype, np.number):
+    if pred.ndim != 2 or pred.size == 0 or not np.issubdtype(pred.dtype, np.number):
         raise EdgedepthError(
             f"{path}: prediction of shape {pred.shape} ({pred.dtype}), expected (1, 1, H, W) "
-            "or (H, W) numbers"
+            "or (H, W) numbers, H and W at least 1"
         )
     return pred
 

@@ -98,6 +98,8 @@ def disparity_to_depth(disparity: np.ndarray, method: DisparityConversion) -> np
 def fit_to_prediction(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
     """Ground truth and confidence resized to the prediction's size with Pillow's nearest
     neighbour, as the challenge does (192×256 → 480×640); the aspect ratios must agree."""
+    if sample.pred.ndim != 2 or sample.pred.size == 0:
+        raise EdgedepthError(f"{sample.pred_label}: prediction of shape {sample.pred.shape}")
     height, width = sample.pred.shape
     gt_height, gt_width = sample.gt_meters.shape
     if (height, width) == (gt_height, gt_width):

@@ -226,7 +226,7 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
         head = fields["header"]
         stamp = head["stamp"]["sec"] + head["stamp"]["nanosec"] / 1e9
         if fields["type"] == "CameraInfo":
-            return CameraInfo(
+            info = CameraInfo(
                 topic=topic,
                 seq=int(head["seq"]),
                 stamp=stamp,
@@ -235,6 +235,9 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
                 width=int(fields["width"]),
                 k=tuple(float(v) for v in fields["k"]),
             )
+            if len(info.k) != 9 or info.height < 0 or info.width < 0:
+                raise ValueError("k must hold 9 numbers, height and width must be >= 0")
+            return info
         message = DepthImage(
             topic=topic,
             seq=int(head["seq"]),
@@ -252,6 +255,14 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
         raise MessageError(f"{topic}: not a depth topic message ({exc!r})") from None
     if message.encoding not in _PIXEL_TYPES:
         raise MessageError(f"{topic}: unsupported encoding {message.encoding!r}")
+    row_bytes = message.width * np.dtype(_PIXEL_TYPES[message.encoding]).itemsize
+    if message.height <= 0 or message.width <= 0 or message.step < row_bytes:
+        raise MessageError(
+            f"{topic}: {message.width}x{message.height} {message.encoding} with rows of "
+            f"{message.step} bytes is not an image"
+        )
+    if message.is_bigendian not in (0, 1):
+        raise MessageError(f"{topic}: is_bigendian must be 0 or 1, not {message.is_bigendian}")
     if len(message.data) != message.height * message.step:
         raise MessageError(
             f"{topic}: {len(message.data)} data bytes for {message.height} rows of "

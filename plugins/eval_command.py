@@ -18,7 +18,7 @@ import click
 import numpy as np
 
 import edgedepth
-from edgedepth.cli import debug_option, load_with_plugins, set_option, setup_logging, user_errors
+from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
 from edgedepth.config import LoadedConfig, PluginSection
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
@@ -343,7 +343,6 @@ def eval_command(
     converted first: invert = 1 - minmax(d), LPCVC's near 0 → far 1; reciprocal = 1/d, which is
     proportional to depth and so survives median scaling better. The configs' sinks are not run.
     """
-    setup_logging(debug)
     with user_errors(debug):
         check_mode(
             pred,

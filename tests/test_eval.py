@@ -250,6 +250,7 @@ def test_no_masks_and_corrected_geometry_option(tmp_path):
         ("count", "3 .npy predictions in"),
         ("names", "no ground truth for c.npy"),
         ("pred-shape", "a.npy: prediction of shape (2, 12, 16)"),
+        ("pred-empty", "a.npy: prediction of shape (0, 0)"),
         ("conf-shape", "conf/a.png: confidence mask is 8×6 but"),
         ("aspect", "b.npy: prediction is 16×16 but"),
         ("not-16-bit", "a.png: ground-truth depth must be a single-channel integer PNG"),
@@ -270,6 +271,8 @@ def test_mismatches_are_one_line_errors(tmp_path, setup, expected):
         (pred_dir / "b.npy").rename(pred_dir / "c.npy")
     elif setup == "pred-shape":
         np.save(pred_dir / "a.npy", np.stack([gt, gt]).astype(np.float32))
+    elif setup == "pred-empty":
+        np.save(pred_dir / "a.npy", np.zeros((0, 0), np.float32))
     elif setup == "conf-shape":
         save_png(tmp_path / "gt" / "conf" / "a.png", np.full((6, 8), 2, np.uint8))
     elif setup == "aspect":

@@ -209,15 +209,33 @@ def test_topic_echo_skips_foreign_messages_and_ctrl_c_exits_quietly():
         try:
             assert publisher.poll(30_000), "echo never subscribed"
             publisher.recv()  # its subscription: echo is receiving
-            publisher.send_multipart([b"depth/image", b"not json", b""])
+            image = {"type": "Image", "header": {"stamp": {"sec": 1, "nanosec": 0},
+                     "frame_id": "c", "seq": 0}, "height": 2, "width": 2, "encoding": "32FC1",
+                     "step": 8, "depth_kind": "metric-meters"}  # fmt: skip
+            malformed = [
+                [b"depth/image", b"not json", b""],
+                [b"depth/image", b"[1, 2]", b""],
+                [b"depth/image", encode_header({**image, "step": 4}), b"\0" * 8],
+                [b"depth/image", encode_header({**image, "height": -2}), b""],
+                [
+                    b"depth/image/camera_info",
+                    encode_header({**image, "type": "CameraInfo", "k": [1, 2]}),
+                    b"",
+                ],
+                [b"depth/image", b"{}"],
+            ]
+            for parts in malformed:
+                publisher.send_multipart(parts)
             time.sleep(0.5)
         finally:
             echo.send_signal(signal.SIGINT)
             out, err = echo.communicate(timeout=30)
     assert echo.returncode == 0
     assert out == ""
-    assert err.startswith("warning: depth/image: not a depth topic message")
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    warnings = err.splitlines()
+    assert len(warnings) == len(malformed) and "Traceback" not in err
+    assert all(line.startswith("warning: depth/image") for line in warnings), err
+    assert "not a depth topic message" in warnings[0]
 
 
 def test_topic_echo_timeout_is_a_one_line_error():
