@@ -29,7 +29,7 @@ from edgedepth.config import ConfigPath, InputPath, OutputDir, OutputPath, Stric
 from edgedepth.errors import ConfigError, EdgedepthError, PluginError
 from edgedepth.frame import DepthKind, Frame
 from edgedepth.hookspecs import Register, hookimpl
-from edgedepth.stages import BuildContext, SourceInfo, StopPipeline
+from edgedepth.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ __all__ = [
     "OutputPath",
     "PluginError",
     "Register",
+    "SinkOutput",
     "SourceInfo",
     "StopPipeline",
     "StrictModel",

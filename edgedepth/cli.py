@@ -19,6 +19,7 @@ from edgedepth import __version__
 from edgedepth.config import LoadedConfig, load_config
 from edgedepth.errors import EdgedepthError
 from edgedepth.registry import Registry, load_registry
+from edgedepth.stages import SinkOutput
 
 log = logging.getLogger("edgedepth")
 
@@ -75,6 +76,22 @@ def user_errors(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(1)
+
+
+def format_outputs(outputs: list[SinkOutput]) -> list[str]:
+    """``wrote out.mp4: 30 frames, 1.2 MB (colourised H.264)`` for each file or folder."""
+    lines = []
+    for output in outputs:
+        path = output.path
+        if path.is_dir():
+            size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+            shown = f"{path}{os.sep}"
+        else:
+            size = path.stat().st_size if path.exists() else 0
+            shown = str(path)
+        what = f" ({output.what})" if output.what else ""
+        lines.append(f"wrote {shown}: {output.frames} frames, {size / 1e6:.1f} MB{what}")
+    return lines
 
 
 def load_with_plugins(config: Path, overrides: tuple[str, ...]) -> tuple[LoadedConfig, Registry]:
@@ -136,6 +153,8 @@ def run(
             signal.signal(signal.SIGTERM, previous)
         if loaded.config.runtime.summary:
             click.echo(result.stats.format_table(), err=True)
+            for line in format_outputs(result.outputs):
+                click.echo(line, err=True)
         if as_json:
             click.echo(json.dumps(result.stats.as_dict(), indent=2))
         if stats_json is not None:
@@ -176,7 +195,11 @@ def check(config: Path, overrides: tuple[str, ...], debug: bool) -> None:
 
 
 @cli.command()
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Each plugin's option keys, types, defaults, docs."
+)
 @click.option(
     "--config",
     "-c",
@@ -186,11 +209,22 @@ def check(config: Path, overrides: tuple[str, ...], debug: bool) -> None:
     help="Also load the plugins named in this config.",
 )
 @debug_option
-def plugins(as_json: bool, config: Path | None, debug: bool) -> None:
-    """List every registered source, resize policy, backend, postprocessor and sink."""
+def plugins(
+    name: str | None, as_json: bool, verbose: bool, config: Path | None, debug: bool
+) -> None:
+    """List every registered source, resize policy, backend, postprocessor and sink; with NAME
+    (e.g. `edgedepth plugins video`) or --verbose, also the options each one takes."""
+    from edgedepth.registry import describe_options
+
     with user_errors(debug):
         registry = load_with_plugins(config, ())[1] if config else load_registry()
         listing = registry.describe()
+        if name is not None:
+            listing = {k: [e for e in v if e["name"] == name] for k, v in listing.items()}
+            listing = {k: v for k, v in listing.items() if v}
+            if not listing:
+                known = sorted({e["name"] for v in registry.describe().values() for e in v})
+                raise EdgedepthError(f"no plugin registers {name!r} (known: {', '.join(known)})")
         if as_json:
             click.echo(json.dumps(listing, indent=2))
             return
@@ -200,6 +234,10 @@ def plugins(as_json: bool, config: Path | None, debug: bool) -> None:
             for entry in entries:
                 description = f"  {entry['description']}" if entry["description"] else ""
                 click.echo(f"  {entry['name'].ljust(width)}  [{entry['plugin']}]{description}")
+                if verbose or name is not None:
+                    registration = registry.by_kind[kind][entry["name"]]
+                    for line in describe_options(registration.options):
+                        click.echo(f"      {line}")
 
 
 def build_cli() -> click.Group:

@@ -208,9 +208,15 @@ def load_config(path: Path, overrides: typing.Sequence[str] = ()) -> LoadedConfi
     return LoadedConfig(path, config)
 
 
+#: The keys that name a section's plugin (``resize`` names its policy).
+PLUGIN_KEYS = ("type", "policy")
+
+
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply ``key.path=value`` (``sinks[1].path=x.mp4`` or ``sinks.1.path=x.mp4``) in place;
-    the value is parsed as YAML (``3`` is an int, ``[1, 2]`` a list, ``null`` None)."""
+    the value is parsed as YAML (``3`` is an int, ``[1, 2]`` a list, ``null`` None). Changing a
+    section's ``type`` (or ``policy``) drops the other keys of that section, so
+    ``--set source.type=video --set source.path=clip.mp4`` switches the source."""
     key, sep, value_text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE")
@@ -237,6 +243,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         else:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {where}: parent is not a mapping")
+            if last and part in PLUGIN_KEYS and node.get(part, value) != value:
+                # Another plugin in this section: the old one's options mean nothing to it.
+                node.clear()
             if last:
                 node[part] = value
             else:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +279,46 @@ def resolve_config(loaded: LoadedConfig, registry: Registry) -> PipelineSpec:
     if problems:
         raise ConfigError(f"{loaded.label}: " + " — also ".join(problems))
     return PipelineSpec(source, resize_spec, backend, postprocessors, sinks)  # type: ignore[arg-type]
+
+
+def describe_options(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per option of ``model``: ``key: type = default  — description``; the options
+    of a nested section as ``section.key``."""
+    lines = []
+    for key, field in model.model_fields.items():
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            lines += describe_options(nested, f"{prefix}{key}.")
+            continue
+        if field.is_required():
+            default = "(required)"
+        else:
+            default = f"= {field.get_default(call_default_factory=True)!r}"
+        description = f"  — {field.description}" if field.description else ""
+        lines.append(f"{prefix}{key}: {_type_name(field.annotation)} {default}{description}")
+    return lines or ["(no options)"]
+
+
+def _type_name(annotation: Any) -> str:
+    """``Literal['a', 'b']`` → ``a | b``; ``Optional[int]`` → ``int | None``; paths → path."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(str(arg) for arg in args)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in args)
+    if origin is not None:
+        inner = ", ".join(_type_name(arg) for arg in args if arg is not Ellipsis)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "{" + ", ".join(annotation.model_fields) + "}"
+    if annotation is Path:
+        return "path"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _check_registration(label: str, name: Any, options: Any, factory: Any, plugin: str) -> None:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.queues import Closed, StageQueue
-from edgedepth.stages import StopPipeline
+from edgedepth.stages import SinkOutput, StopPipeline
 from edgedepth.stats import RunStats
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ class RunResult:
     #: Threads still inside a plugin call when the run returned (a call that cannot be
     #: cancelled); the process should exit without waiting for them.
     stragglers: list[str] = field(default_factory=list)
+    #: What the sinks wrote (files and folders), for the summary.
+    outputs: list[SinkOutput] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -148,7 +150,18 @@ class PipelineRun:
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self.upstream, *self.to_sinks] if q.dropped
         }
-        return RunResult(self.stats, self.error, self.stopped_by, stragglers)
+        return RunResult(self.stats, self.error, self.stopped_by, stragglers, self._outputs())
+
+    def _outputs(self) -> list[SinkOutput]:
+        outputs: list[SinkOutput] = []
+        for sink in self.pipeline.sinks:
+            describe = getattr(sink.obj, "outputs", None)
+            if callable(describe):
+                try:
+                    outputs += describe()
+                except Exception:
+                    log.debug("outputs() of %s failed", sink.describe, exc_info=True)
+        return outputs
 
     def _wait_until_done_or_stopping(self, threads: list[threading.Thread]) -> None:
         for thread in threads:

@@ -109,3 +109,15 @@ class Sink(Protocol):
     def write(self, frame: Frame) -> None:
         """Consume one finished frame. Raise :class:`StopPipeline` to end the run cleanly."""
         ...
+
+
+@dataclass(frozen=True)
+class SinkOutput:
+    """A file or folder a sink wrote, listed in the run summary. A sink may define
+    ``outputs() -> list[SinkOutput]``; it is called after ``close()``."""
+
+    path: Path
+    #: Frames it holds.
+    frames: int
+    #: e.g. "colourised H.264", "lossless 16-bit depth".
+    what: str = ""

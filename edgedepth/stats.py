@@ -170,6 +170,11 @@ class RunStats:
         drops = ", ".join(f"{k}: {v}" for k, v in self.dropped_by_queue.items() if v) or "none"
         lines.append(
             f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.dropped} ({drops}); "
-            f"{self.fps:.2f} FPS over {self.wall_seconds:.2f} s (steady {self.steady_fps:.2f} FPS)"
+            f"{self.fps:.2f} FPS over {self.wall_seconds:.2f} s, steady {self.steady_fps:.2f} FPS "
+            "(from the first output on: start-up excluded)"
+        )
+        lines.append(
+            "stage times are each call's own work; end-to-end latency runs from capture to the "
+            "last sink, time waiting in queues included"
         )
         return "\n".join(lines)

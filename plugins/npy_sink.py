@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import field_validator
 
 import edgedepth
-from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, StrictModel
+from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, SinkOutput, StrictModel
 
 log = logging.getLogger("edgedepth")
 
@@ -107,6 +107,9 @@ class NpySink:
             ) from None
         partial.replace(path)
         self.written += 1
+
+    def outputs(self) -> list[SinkOutput]:
+        return [SinkOutput(self.dir, self.written, f"one .npy per frame, {self.options.layout}")]
 
 
 @edgedepth.hookimpl

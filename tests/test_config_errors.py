@@ -112,3 +112,53 @@ def test_check_accepts_a_valid_config(tmp_path, write_config):
     result = run_edgedepth("check", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_set_switches_a_section_to_another_plugin(tmp_path, write_config):
+    """--set source.type=video drops the synthetic source's keys (frames, width, …)."""
+    import av
+    import numpy as np
+
+    with av.open(str(tmp_path / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    config = write_config(synthetic_config(tmp_path))
+    result = run_edgedepth(
+        "run",
+        "--config",
+        str(config),
+        "--set",
+        "source.type=video",
+        "--set",
+        "source.path=clip.mp4",
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.npy"))) == 3
+
+
+def test_every_problem_is_reported_at_once(tmp_path, write_config):
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "widht": 3},
+        sinks=[{"type": "npy", "dri": "x"}],
+        runtime={"queue_size": 0},
+    )
+    line = error_line(run_edgedepth("check", "--config", str(write_config(config))))
+    assert "runtime.queue_size" in line
+    config["runtime"] = {}
+    line = error_line(run_edgedepth("check", "--config", str(write_config(config))))
+    assert "source.widht: unknown key; did you mean 'width'?" in line
+    assert "sinks[0].dri: unknown key; did you mean 'dir'?" in line
+    assert "sinks[0].dir: required key is missing" not in line  # the typo stands for it
+    assert "more problem" not in line
+
+
+def test_binary_config_is_a_one_line_error(tmp_path):
+    config = tmp_path / "binary.yaml"
+    config.write_bytes(b"\xff\xfe\x00\x01 source: x\n")
+    line = error_line(run_edgedepth("check", "--config", str(config)))
+    assert "binary.yaml: not a text file" in line

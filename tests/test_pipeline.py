@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,9 @@ def test_file_mode_writes_every_frame_in_order(tmp_path, write_config):
     # Summary table on stderr: per-stage timings and counts.
     for stage in ("capture", "resize:none", "backend:infer", "sink:npy", "end-to-end latency"):
         assert stage in result.stderr
+    # …and what was written, with its frame count and size.
+    size_mb = sum(f.stat().st_size for f in files) / 1e6
+    assert f"wrote {tmp_path / 'out'}{os.sep}: 12 frames, {size_mb:.1f} MB" in result.stderr
 
 
 def test_stages_overlap_throughput_is_the_slowest_stage(tmp_path, write_config):

@@ -110,3 +110,16 @@ def test_plugin_that_exits_on_import_is_a_one_line_error(tmp_path, write_config)
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and "rude.py" in line and "SystemExit(3)" in line
+
+
+def test_plugins_name_shows_its_options():
+    result = run_edgedepth("plugins", "npy")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "sinks:" and lines[1].split()[0] == "npy"
+    assert "dir: path (required)" in result.stdout
+    assert "existing: refuse | clear | overwrite = 'refuse'" in result.stdout
+    verbose = run_edgedepth("plugins", "--verbose")
+    assert "lower_bound: int = 518" in verbose.stdout  # keep-aspect's options
+    unknown = run_edgedepth("plugins", "npz")
+    assert unknown.returncode == 1 and "no plugin registers 'npz'" in unknown.stderr
