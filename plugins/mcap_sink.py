@@ -10,7 +10,6 @@ or ``16UC1`` millimetres), ``/depth/relative_disparity`` or ``/depth/relative_de
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 from pydantic import Field, field_validator
 
