@@ -32,6 +32,7 @@ Compression = Literal["zstd", "lz4", "none"]
 #: The first and last 8 bytes of every MCAP file.
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+_WRITE_BUFFER = 1024 * 1024
 
 
 def import_mcap() -> Any:
@@ -83,7 +84,8 @@ class McapRecorder:
 
         self.path = path
         try:
-            self._file = open(path, "wb")  # noqa: SIM115  (closed in close())
+            # Buffered (a chunk's records leave in one write), flushed at each chunk's end.
+            self._file = open(path, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115  (see close())
         except OSError as exc:
             raise EdgedepthError(f"{path}: cannot create recording: {exc.strerror}") from None
         self._writer = Writer(
