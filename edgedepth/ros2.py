@@ -249,7 +249,8 @@ class FrameStamps:
 # --- CDR ----------------------------------------------------------------------------------------
 
 
-def _import_mcap_ros2() -> Any:
+def import_cdr_codec() -> Any:
+    """mcap-ros2-support's CDR codec, or a one-line error saying how to install it."""
     try:
         # serialize_dynamic/generate_dynamic: the CDR codec behind mcap_ros2's Writer and
         # DecoderFactory, usable on single messages (rmw_zenoh payloads).
@@ -263,12 +264,12 @@ def _import_mcap_ros2() -> Any:
 
 @cache
 def _encoder(type_name: str) -> Callable[[Any], bytes]:
-    return _import_mcap_ros2().serialize_dynamic(type_name, schema_text(type_name))[type_name]
+    return import_cdr_codec().serialize_dynamic(type_name, schema_text(type_name))[type_name]
 
 
 @cache
 def _decoder(type_name: str) -> Callable[[bytes], Any]:
-    return _import_mcap_ros2().generate_dynamic(type_name, schema_text(type_name))[type_name]
+    return import_cdr_codec().generate_dynamic(type_name, schema_text(type_name))[type_name]
 
 
 def encode_cdr(type_name: str, message: dict[str, Any]) -> bytes:

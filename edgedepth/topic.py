@@ -380,12 +380,7 @@ class TopicSubscriber:
         self._session = open_zenoh(connect=[endpoint])
         self._received: queue.Queue[Message | MessageError] = queue.Queue(maxsize=queue_size)
         # "0/a/**" matches topic "a" and everything under it (type and hash are the last chunks).
-        keys = sorted(
-            {
-                f"{domain_id}/{topic.strip('/')}/**" if topic.strip("/") else f"{domain_id}/**"
-                for topic in topics
-            }
-        )
+        keys = sorted({f"{domain_id}/{topic.strip('/')}/**".replace("//", "/") for topic in topics})
         self._subscribers = [self._session.declare_subscriber(key, self._on_sample) for key in keys]
 
     def _on_sample(self, sample: Any) -> None:

@@ -45,6 +45,7 @@ from edgedepth.ros2 import (
     as_topic_message,
     check_topic_name,
     encode_cdr,
+    import_cdr_codec,
     stamp_seconds,
 )
 from edgedepth.stages import BuildContext
@@ -179,6 +180,7 @@ class ZenohPublisher:
 
     def __init__(self, options: TopicOptions) -> None:
         self.zenoh = import_zenoh()
+        import_cdr_codec()  # before binding: a missing extra is a one-line error up front
         self.session = open_zenoh(listen=[options.endpoint], connect=options.connect)
         domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
         self.node = RmwZenohNode(self.session, options.node_name, domain_id=domain_id)

@@ -25,6 +25,7 @@ from edgedepth.ros2 import (
     TYPE_HASHES,
     FrameToMessages,
     encode_cdr,
+    import_cdr_codec,
     schema_text,
 )
 from edgedepth.topic import to_millimetres
@@ -331,6 +332,9 @@ def test_option_errors_and_missing_extra(tmp_path, write_config, monkeypatch):
     monkeypatch.setitem(sys.modules, "mcap", None)  # as if not installed
     with pytest.raises(EdgedepthError, match=r"pip install 'edgedepth\[ros2\]'"):
         import_mcap()
+    monkeypatch.setitem(sys.modules, "mcap_ros2", None)
+    with pytest.raises(EdgedepthError, match=r"mcap-ros2-support: pip install 'edgedepth\[ros2\]'"):
+        import_cdr_codec()
 
 
 def test_a_recording_needs_a_writable_path(tmp_path):
