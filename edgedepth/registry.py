@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.video_sink",
     "edgedepth.plugins.display_sink",
     "edgedepth.plugins.topic_sink",
+    "edgedepth.plugins.mcap_sink",
     "edgedepth.deploy.cli",
     "edgedepth.plugins.bench_command",
     "edgedepth.plugins.eval_command",

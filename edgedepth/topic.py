@@ -19,8 +19,10 @@ SUB socket and subscribe to a topic *prefix* (ZeroMQ filters on the first frame'
 3. the pixels: ``height`` rows of ``step`` bytes, row-major, little endian
    (``is_bigendian`` = 0), float32 for ``32FC1``, uint16 for ``16UC1``; empty for CameraInfo.
 
-Zenoh (``transport: zenoh``): the key expression is the topic, the payload is frame 3 (the pixels)
-and the attachment is frame 2 (the header JSON).
+Zenoh (``transport: zenoh``): rmw_zenoh's wire format, so ROS 2 nodes receive the messages:
+CDR ``sensor_msgs/msg/Image`` and ``CameraInfo`` on rmw_zenoh key expressions, with its
+attachment and liveliness tokens (see :mod:`edgedepth.rmw_zenoh`; ``seq`` is then the
+publisher's sequence number, from 1).
 
 Header JSON of an image::
 
@@ -342,7 +344,8 @@ class TopicSubscriber:
             if isinstance(message, DepthImage):
                 print(message.seq, message.meters.max())
 
-    ``topics`` are prefixes (``""``: everything); with zenoh, a topic and everything under it.
+    ``topics`` are prefixes (``""``: everything); with zenoh, a topic and everything under it,
+    on the rmw_zenoh key expressions of ROS domain ``domain_id``.
     ``queue_size`` messages wait here at most: a subscriber slower than the publisher loses
     messages (``missed`` counts the gaps in ``seq``) instead of growing a backlog.
     """
@@ -353,6 +356,7 @@ class TopicSubscriber:
         topics: Sequence[str] = ("",),
         transport: Transport = "zmq",
         queue_size: int = 100,
+        domain_id: int = 0,
     ) -> None:
         self.endpoint = endpoint
         self.transport = transport
@@ -363,7 +367,7 @@ class TopicSubscriber:
         if transport == "zmq":
             self._open_zmq(endpoint, topics, queue_size)
         elif transport == "zenoh":
-            self._open_zenoh(endpoint, topics, queue_size)
+            self._open_zenoh(endpoint, topics, queue_size, domain_id)
         else:
             raise EdgedepthError(f"transport {transport!r}: expected zmq or zenoh")
 
@@ -382,21 +386,25 @@ class TopicSubscriber:
         for topic in topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
 
-    def _open_zenoh(self, endpoint: str, topics: list[str], queue_size: int) -> None:
+    def _open_zenoh(
+        self, endpoint: str, topics: list[str], queue_size: int, domain_id: int
+    ) -> None:
         self._session = open_zenoh(connect=[endpoint])
         self._received: queue.Queue[Message | MessageError] = queue.Queue(maxsize=queue_size)
-        # "a/**" matches "a" and everything under it, like a ZeroMQ prefix on a whole chunk.
-        keys = sorted({f"{topic.rstrip('/')}/**" if topic else "**" for topic in topics})
+        # "0/a/**" matches topic "a" and everything under it (type and hash are the last chunks).
+        keys = sorted({f"{domain_id}/{topic.strip('/')}/**".replace("//", "/") for topic in topics})
         self._subscribers = [self._session.declare_subscriber(key, self._on_sample) for key in keys]
 
     def _on_sample(self, sample: Any) -> None:
         """Zenoh callback (a zenoh thread): decode and queue, dropping the oldest when full."""
-        attachment = sample.attachment.to_bytes() if sample.attachment is not None else b""
+        from edgedepth.rmw_zenoh import decode_sample
+
+        attachment = sample.attachment.to_bytes() if sample.attachment is not None else None
         message: Message | MessageError
         try:
-            message = decode(str(sample.key_expr), attachment, sample.payload.to_bytes())
-        except MessageError as exc:
-            message = exc
+            message = decode_sample(str(sample.key_expr), sample.payload.to_bytes(), attachment)
+        except (ValueError, EdgedepthError) as exc:
+            message = MessageError(str(exc))
         while True:
             try:
                 self._received.put_nowait(message)

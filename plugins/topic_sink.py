@@ -10,23 +10,44 @@ of ``high_water_mark`` frames; what does not fit is dropped for that subscriber 
 gap in ``seq``). In file mode, ``wait_for_subscribers: 1`` (hold the first frame until a
 subscriber is connected) with a ``high_water_mark`` of the whole run makes a subscriber that keeps
 up receive every frame. The message format is documented in :mod:`edgedepth.topic`.
+
+``transport: zenoh`` speaks rmw_zenoh's wire format (:mod:`edgedepth.rmw_zenoh`): ROS 2 nodes on
+``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image`` and ``CameraInfo``
+with no bridge; ``connect: [tcp/localhost:7447]`` joins their router.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 import edgedepth
 from edgedepth.cli import debug_option, user_errors
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
+from edgedepth.mcap_recording import RecordedMessage, read_mcap
+from edgedepth.rmw_zenoh import RmwZenohNode, domain_id_from_env
+from edgedepth.ros2 import (
+    COMPRESSED_IMAGE,
+    IMAGE,
+    CameraIntrinsics,
+    FrameMessage,
+    FrameToMessages,
+    StampClock,
+    as_topic_message,
+    check_topic_name,
+    encode_cdr,
+    import_cdr_codec,
+    stamp_seconds,
+)
 from edgedepth.stages import BuildContext
 from edgedepth.topic import (
     CAMERA_INFO_SUFFIX,
@@ -54,30 +75,29 @@ log = logging.getLogger("edgedepth")
 CLOSE_LINGER_MS = 100
 
 
-class CameraIntrinsics(StrictModel):
-    """Pinhole intrinsics of the published depth images, in pixels."""
-
-    fx: float = Field(gt=0)
-    fy: float = Field(gt=0)
-    cx: float
-    cy: float
-
-
 class TopicOptions(StrictModel):
     transport: Transport = "zmq"
     #: ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
     #: Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT).
     endpoint: str = DEFAULT_ENDPOINT
-    #: Zenoh only: routers or peers to connect to as well (e.g. tcp/192.168.1.10:7447).
+    #: Zenoh only: routers or peers to connect to as well (e.g. tcp/localhost:7447, the
+    #: rmw_zenoh router ROS 2 nodes use).
     connect: list[str] = Field(default_factory=list)
-    #: Topic of metric depth, and the separate topic of relative depth.
+    #: Topic of metric depth, and the separate topic of relative depth (omitted: ZeroMQ
+    #: ``depth/relative``; zenoh ``depth/relative_disparity`` or ``depth/relative_depth``).
     topic: str = DEFAULT_TOPIC
-    relative_topic: str = DEFAULT_RELATIVE_TOPIC
+    relative_topic: str | None = None
     #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1.
     encoding: Encoding = "32FC1"
     frame_id: str = "camera"
-    #: Publish CameraInfo (K) on ``<topic>/camera_info`` before every image.
+    #: Publish CameraInfo (K) before every image: ZeroMQ on ``<topic>/camera_info``; zenoh on
+    #: ``camera_info`` beside the image topic (there also with the source's intrinsics).
     camera_info: CameraIntrinsics | None = None
+    #: Zenoh only: ROS_DOMAIN_ID (omitted: the environment's, else 0), the node's name, and the
+    #: header stamps (``media``: seconds from the stream start; ``epoch``: wall clock).
+    domain_id: int | None = Field(None, ge=0, le=232)
+    node_name: str = "edgedepth"
+    stamp: StampClock = "media"
     #: ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber.
     high_water_mark: int = Field(2, ge=1)
     #: Before the first frame, wait for this many subscriptions to its topic (zenoh: for one),
@@ -95,10 +115,18 @@ class TopicOptions(StrictModel):
 
     @field_validator("topic", "relative_topic")
     @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip("/"):
+    def _not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip("/"):
             raise ValueError("a topic name cannot be empty")
         return value
+
+    @model_validator(mode="after")
+    def _ros_names_on_zenoh(self) -> TopicOptions:
+        if self.transport == "zenoh":
+            for name in (self.topic, self.relative_topic, self.node_name):
+                if name is not None:
+                    check_topic_name(name)
+        return self
 
 
 class ZmqPublisher:
@@ -147,39 +175,32 @@ class ZmqPublisher:
 
 
 class ZenohPublisher:
-    """A zenoh peer session listening on the endpoint, a publisher per topic."""
+    """A zenoh peer session listening on the endpoint, publishing as a ROS 2 node would with
+    rmw_zenoh (key expressions, CDR payloads, attachments, liveliness tokens)."""
 
     def __init__(self, options: TopicOptions) -> None:
         self.zenoh = import_zenoh()
+        import_cdr_codec()  # before binding: a missing extra is a one-line error up front
         self.session = open_zenoh(listen=[options.endpoint], connect=options.connect)
-        self.publishers: dict[str, Any] = {}
-
-    def publisher(self, topic: str) -> Any:
-        if topic not in self.publishers:
-            self.publishers[topic] = self.session.declare_publisher(
-                topic,
-                encoding=self.zenoh.Encoding.APPLICATION_OCTET_STREAM,
-                # Drop rather than wait when a link is congested: never block the pipeline.
-                congestion_control=self.zenoh.CongestionControl.DROP,
-            )
-        return self.publishers[topic]
+        domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
+        self.node = RmwZenohNode(self.session, options.node_name, domain_id=domain_id)
 
     def subscribers(self, topic: str) -> int:
         """1 if some subscriber matches ``topic`` (zenoh does not say how many), else 0."""
-        return int(self.publisher(topic).matching_status.matching)
+        return int(self.node.publisher(topic, IMAGE).matching)
 
-    def send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
+    def put(self, message: FrameMessage) -> bool:
         try:
-            self.publisher(topic).put(data, attachment=encode_header(header))
+            self.node.publisher(message.topic, message.type_name).put(
+                encode_cdr(message.type_name, message.fields)
+            )
         except self.zenoh.ZError as exc:
-            log.debug("topic: zenoh put on %s failed: %s", topic, zenoh_error(exc))
+            log.debug("topic: zenoh put on %s failed: %s", message.topic, zenoh_error(exc))
             return False
         return True
 
     def close(self) -> None:
-        for publisher in self.publishers.values():
-            publisher.undeclare()
-        self.publishers = {}
+        self.node.close()
         self.session.close()
 
 
@@ -191,6 +212,17 @@ class TopicSink:
         self.publisher: ZmqPublisher | ZenohPublisher = (
             ZmqPublisher(options) if options.transport == "zmq" else ZenohPublisher(options)
         )
+        #: Zenoh: each frame as the ROS 2 messages rmw_zenoh nodes receive.
+        self.ros_messages: FrameToMessages | None = None
+        if isinstance(self.publisher, ZenohPublisher):
+            self.ros_messages = FrameToMessages(
+                frame_id=options.frame_id,
+                depth_topic=options.topic,
+                relative_topic=options.relative_topic,
+                depth_encoding=options.encoding,
+                intrinsics=options.camera_info.matrix if options.camera_info else None,
+                clock=options.stamp,
+            )
         self.published = 0
         #: Messages the transport refused without waiting (its queue was full).
         self.not_sent = 0
@@ -221,8 +253,12 @@ class TopicSink:
 
     def write(self, frame: Frame) -> None:
         assert frame.depth is not None and frame.depth_kind is not None
+        if self.ros_messages is not None:
+            self._write_ros(frame, self.ros_messages)
+            return
         metric = frame.depth_kind is DepthKind.METRIC_METERS
         topic = self.options.topic if metric else self.options.relative_topic
+        topic = topic or DEFAULT_RELATIVE_TOPIC
         if not self._waited:
             self._wait_for_subscribers(topic)
         header, data = encode_image(
@@ -245,6 +281,16 @@ class TopicSink:
             )
             self._send(topic + CAMERA_INFO_SUFFIX, info, b"")
         self._send(topic, header, data)
+        self.published += 1
+
+    def _write_ros(self, frame: Frame, ros_messages: FrameToMessages) -> None:
+        """Zenoh: the frame's ROS 2 messages (camera info, then depth)."""
+        assert isinstance(self.publisher, ZenohPublisher) and frame.depth_kind is not None
+        if not self._waited:
+            self._wait_for_subscribers(ros_messages.depth_topic_for(frame.depth_kind))
+        for message in ros_messages(frame):
+            if not self.publisher.put(message):
+                self.not_sent += 1
         self.published += 1
 
     def _send(self, topic: str, header: dict[str, Any], data: bytes) -> None:
@@ -285,6 +331,31 @@ def describe(message: Message) -> str:
     )
 
 
+def describe_recorded(recorded: RecordedMessage) -> str:
+    """One line for a message of an MCAP recording (depth and camera info as :func:`describe`)."""
+    message = as_topic_message(
+        recorded.topic, recorded.type_name, recorded.sequence, recorded.ros_msg
+    )
+    if message is not None:
+        if isinstance(message, DepthImage) and "depth_kind" in recorded.channel_metadata:
+            kind = DepthKind(recorded.channel_metadata["depth_kind"])
+            message = dataclasses.replace(message, depth_kind=kind)
+        return describe(message)
+    ros_msg = recorded.ros_msg
+    head = f"{recorded.topic} seq={recorded.sequence}"
+    if recorded.type_name == IMAGE:
+        return (
+            f"{head} stamp={stamp_seconds(ros_msg):.3f} {ros_msg.width}x{ros_msg.height} "
+            f"{ros_msg.encoding} {len(ros_msg.data)} B"
+        )
+    if recorded.type_name == COMPRESSED_IMAGE:
+        return (
+            f"{head} stamp={stamp_seconds(ros_msg):.3f} CompressedImage {ros_msg.format} "
+            f"{len(ros_msg.data)} B"
+        )
+    return f"{head} {recorded.type_name} {len(recorded.data)} B"
+
+
 class RateMeter:
     """Messages per second over windows of ``period`` seconds."""
 
@@ -307,7 +378,7 @@ class RateMeter:
 
 @click.group()
 def topic() -> None:
-    """Depth topics published by the `topic` sink."""
+    """Depth topics published by the `topic` sink, and MCAP recordings."""
 
 
 @topic.command()
@@ -323,6 +394,12 @@ def topic() -> None:
 )
 @click.option("--transport", type=click.Choice(["zmq", "zenoh"]), default="zmq", show_default=True)
 @click.option(
+    "--domain-id",
+    type=click.IntRange(0, 232),
+    default=None,
+    help="Zenoh: ROS_DOMAIN_ID of the topics (default: the environment's, else 0).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -334,14 +411,23 @@ def echo(
     topics: tuple[str, ...],
     count: int | None,
     transport: Transport,
+    domain_id: int | None,
     timeout: float | None,
     debug: bool,
 ) -> None:
     """Print the header of each message received from ENDPOINT (default tcp://127.0.0.1:5556),
-    and the receive rate on stderr every 2 s. Ctrl-C to stop."""
+    and the receive rate on stderr every 2 s. Ctrl-C to stop. ENDPOINT may be an MCAP file
+    (``run.mcap``): then its messages are printed."""
     with user_errors(debug):
+        if endpoint.endswith(".mcap") or Path(endpoint).is_file():
+            echo_recording(Path(endpoint), topics, count)
+            return
+        if domain_id is None:
+            domain_id = domain_id_from_env()
         try:
-            with TopicSubscriber(endpoint, topics or ("",), transport) as subscriber:
+            with TopicSubscriber(
+                endpoint, topics or ("",), transport, domain_id=domain_id
+            ) as subscriber:
                 meter = RateMeter()
                 while count is None or meter.total < count:
                     try:
@@ -362,13 +448,25 @@ def echo(
             pass  # Ctrl-C is how echo is meant to end
 
 
+def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> None:
+    """Print the messages of an MCAP recording whose topic starts with one of ``topics``."""
+    prefixes = ["/" + topic.strip("/") for topic in topics] or ["/"]
+    printed = 0
+    for recorded in read_mcap(path):
+        if count is not None and printed >= count:
+            return
+        if any(recorded.topic.startswith(prefix) for prefix in prefixes):
+            click.echo(describe_recorded(recorded))
+            printed += 1
+
+
 @edgedepth.hookimpl
 def register_sinks(register):
     register(
         "topic",
         TopicOptions,
         TopicSink,
-        description="ROS-like Image messages (32FC1 m / 16UC1 mm) over ZeroMQ or Zenoh",
+        description="depth Image messages (32FC1 m / 16UC1 mm): ZeroMQ, or ROS 2 on rmw_zenoh",
     )
 
 

@@ -246,6 +246,8 @@ def test_topic_echo_timeout_is_a_one_line_error():
 
 
 def test_zenoh_transport_round_trip(tmp_path, write_config):
+    """Zenoh speaks rmw_zenoh's format (tests/test_ros2.py checks it against rosbags); the
+    subscriber decodes it back to the same DepthImage/CameraInfo as ZeroMQ's."""
     pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     frames = 8
@@ -261,18 +263,19 @@ def test_zenoh_transport_round_trip(tmp_path, write_config):
     )  # fmt: skip
     run = start_edgedepth("run", "--config", str(write_config(config)))
     # The run listens on the endpoint; the subscriber connects (retrying until it is up).
-    with TopicSubscriber(endpoint, ("depth/image",), "zenoh") as subscriber:
+    with TopicSubscriber(endpoint, ("depth",), "zenoh") as subscriber:
         messages = collect(subscriber, 2 * frames, timeout=30)
     assert run.wait(60) == 0, run.stderr.read()
     images = [m for m in messages if isinstance(m, DepthImage)]
     infos = [m for m in messages if isinstance(m, CameraInfo)]
-    assert [m.seq for m in images] == list(range(frames))
-    assert [m.topic for m in infos] == ["depth/image/camera_info"] * frames
+    # seq: the publisher's sequence number, from 1 as rmw_zenoh counts.
+    assert [m.seq for m in images] == list(range(1, frames + 1))
+    assert [m.topic for m in infos] == ["depth/camera_info"] * frames
     assert infos[0].matrix[1, 1] == 51.0
     for message in images:
         assert (message.encoding, message.step, message.height) == ("16UC1", 64, 24)
-        assert message.stamp == pytest.approx(message.seq / 30, abs=1e-6)
-        produced = np.load(tmp_path / "out" / f"{message.seq:06d}.npy")
+        assert message.stamp == pytest.approx((message.seq - 1) / 30, abs=1e-6)
+        produced = np.load(tmp_path / "out" / f"{message.seq - 1:06d}.npy")
         assert np.abs(message.meters - produced).max() <= 0.0005 + 1e-6
 
 
