@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
 from edgedepth.mcap_recording import import_mcap, read_mcap
-from edgedepth.plugins.synthetic_scene import SyntheticScene
 from edgedepth.ros2 import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
@@ -28,6 +26,7 @@ from edgedepth.ros2 import (
     import_cdr_codec,
     schema_text,
 )
+from edgedepth.synthetic_scene import SyntheticScene
 from edgedepth.topic import to_millimetres
 from tests.conftest import run_edgedepth, synthetic_config
 
@@ -337,9 +336,9 @@ def test_option_errors_and_missing_extra(tmp_path, write_config, monkeypatch):
         import_cdr_codec()
 
 
-def test_a_recording_needs_a_writable_path(tmp_path):
-    from edgedepth.plugins.mcap_sink import McapSink, McapSinkOptions
-
+def test_a_recording_needs_a_writable_path(tmp_path, write_config):
     (tmp_path / "taken").mkdir()
-    with pytest.raises(EdgedepthError, match="cannot create recording"):
-        McapSink(McapSinkOptions(path=Path(tmp_path / "taken")), context=None)
+    config = synthetic_config(tmp_path, sinks=[{"type": "mcap", "path": "taken"}])
+    result = run_edgedepth("check", "--config", str(write_config(config)))
+    assert result.returncode == 2
+    assert "sinks[0].path:" in result.stderr and "taken is a folder" in result.stderr
