@@ -34,7 +34,7 @@ from pydantic import Field
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
-from edgedepth.topic import CameraInfo, DepthImage, to_millimetres
+from edgedepth.topic.messages import CameraInfo, DepthImage, to_millimetres
 
 DepthEncoding = Literal["32FC1", "16UC1"]
 #: How header stamps are made: ``media`` = the frame's media time (seconds from the start of the

@@ -9,11 +9,12 @@ A slow subscriber never slows the pipeline: sends never block, and each subscrib
 of ``high_water_mark`` frames; what does not fit is dropped for that subscriber only (it sees a
 gap in ``seq``). In file mode, ``wait_for_subscribers: 1`` (hold the first frame until a
 subscriber is connected) with a ``high_water_mark`` of the whole run makes a subscriber that keeps
-up receive every frame. The message format is documented in :mod:`edgedepth.topic`.
+up receive every frame. The message format and the publishers are in :mod:`edgedepth.topic`:
+this plugin holds the options, the sink and ``edgedepth topic echo``.
 
-``transport: zenoh`` speaks rmw_zenoh's wire format (:mod:`edgedepth.rmw_zenoh`): ROS 2 nodes on
-``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image`` and ``CameraInfo``
-with no bridge; ``connect: [tcp/localhost:7447]`` joins their router.
+``transport: zenoh`` speaks rmw_zenoh's wire format (:mod:`edgedepth.topic.rmw_zenoh`): ROS 2
+nodes on ``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image`` and
+``CameraInfo`` with no bridge; ``connect: [tcp/localhost:7447]`` joins their router.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
@@ -34,45 +34,34 @@ from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
 from edgedepth.mcap_recording import RecordedMessage, read_mcap
-from edgedepth.rmw_zenoh import RmwZenohNode, domain_id_from_env
 from edgedepth.ros2 import (
     COMPRESSED_IMAGE,
     IMAGE,
     CameraIntrinsics,
-    FrameMessage,
-    FrameToMessages,
     StampClock,
     as_topic_message,
     check_topic_name,
-    encode_cdr,
-    import_cdr_codec,
     stamp_seconds,
 )
 from edgedepth.stages import BuildContext
 from edgedepth.topic import (
-    CAMERA_INFO_SUFFIX,
     DEFAULT_ENDPOINT,
-    DEFAULT_RELATIVE_TOPIC,
     DEFAULT_TOPIC,
     DepthImage,
     Encoding,
     Message,
     MessageError,
+    Publisher,
+    PublishSettings,
     TopicSubscriber,
     Transport,
-    encode_camera_info,
-    encode_header,
-    encode_image,
-    import_zenoh,
-    open_zenoh,
+    ZenohPublisher,
+    ZmqPublisher,
     wait_until,
-    zenoh_error,
 )
+from edgedepth.topic.rmw_zenoh import domain_id_from_env
 
 log = logging.getLogger("edgedepth")
-
-#: ZeroMQ: how long close() may still flush queued messages (ms). Never hangs the exit.
-CLOSE_LINGER_MS = 100
 
 
 class TopicOptions(StrictModel):
@@ -129,99 +118,33 @@ class TopicOptions(StrictModel):
         return self
 
 
-class ZmqPublisher:
-    """An XPUB socket: a PUB socket that also reports subscriptions (to wait for them)."""
-
-    def __init__(self, options: TopicOptions) -> None:
-        import zmq
-
-        self.zmq = zmq
-        self.endpoint = options.endpoint
-        messages_per_frame = 2 if options.camera_info is not None else 1
-        self.socket = zmq.Context.instance().socket(zmq.XPUB)
-        self.socket.setsockopt(zmq.SNDHWM, options.high_water_mark * messages_per_frame)
-        self.socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
-        # Every (un)subscription, not only the first/last per topic: to count subscribers.
-        self.socket.setsockopt(zmq.XPUB_VERBOSER, 1)
-        try:
-            self.socket.bind(options.endpoint)
-        except zmq.ZMQError as exc:
-            self.socket.close(0)
-            raise EdgedepthError(f"endpoint {options.endpoint}: cannot bind: {exc}") from None
-        #: topic prefix → number of subscribers subscribed to it
-        self.subscriptions: dict[bytes, int] = {}
-
-    def subscribers(self, topic: str) -> int:
-        """How many subscriptions currently match ``topic``."""
-        while self.socket.poll(0):
-            event = self.socket.recv()
-            prefix, change = event[1:], 1 if event[:1] == b"\x01" else -1
-            self.subscriptions[prefix] = max(0, self.subscriptions.get(prefix, 0) + change)
-        name = topic.encode()
-        return sum(n for prefix, n in self.subscriptions.items() if name.startswith(prefix))
-
-    def send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
-        """Queue one message without waiting; False if it could not be queued."""
-        try:
-            self.socket.send_multipart(
-                [topic.encode(), encode_header(header), data], flags=self.zmq.NOBLOCK
-            )
-        except self.zmq.Again:
-            return False
-        return True
-
-    def close(self) -> None:
-        self.socket.close()
-
-
-class ZenohPublisher:
-    """A zenoh peer session listening on the endpoint, publishing as a ROS 2 node would with
-    rmw_zenoh (key expressions, CDR payloads, attachments, liveliness tokens)."""
-
-    def __init__(self, options: TopicOptions) -> None:
-        self.zenoh = import_zenoh()
-        import_cdr_codec()  # before binding: a missing extra is a one-line error up front
-        self.session = open_zenoh(listen=[options.endpoint], connect=options.connect)
-        domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
-        self.node = RmwZenohNode(self.session, options.node_name, domain_id=domain_id)
-
-    def subscribers(self, topic: str) -> int:
-        """1 if some subscriber matches ``topic`` (zenoh does not say how many), else 0."""
-        return int(self.node.publisher(topic, IMAGE).matching)
-
-    def put(self, message: FrameMessage) -> bool:
-        try:
-            self.node.publisher(message.topic, message.type_name).put(
-                encode_cdr(message.type_name, message.fields)
-            )
-        except self.zenoh.ZError as exc:
-            log.debug("topic: zenoh put on %s failed: %s", message.topic, zenoh_error(exc))
-            return False
-        return True
-
-    def close(self) -> None:
-        self.node.close()
-        self.session.close()
-
-
 class TopicSink:
     """Publishes each frame's depth (and camera info) on its topic."""
 
     def __init__(self, options: TopicOptions, context: BuildContext) -> None:
         self.options = options
-        self.publisher: ZmqPublisher | ZenohPublisher = (
-            ZmqPublisher(options) if options.transport == "zmq" else ZenohPublisher(options)
+        intrinsics = options.camera_info
+        settings = PublishSettings(
+            topic=options.topic,
+            relative_topic=options.relative_topic,
+            encoding=options.encoding,
+            frame_id=options.frame_id,
+            intrinsics=None
+            if intrinsics is None
+            else (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy),
         )
-        #: Zenoh: each frame as the ROS 2 messages rmw_zenoh nodes receive.
-        self.ros_messages: FrameToMessages | None = None
-        if isinstance(self.publisher, ZenohPublisher):
-            self.ros_messages = FrameToMessages(
-                frame_id=options.frame_id,
-                depth_topic=options.topic,
-                relative_topic=options.relative_topic,
-                depth_encoding=options.encoding,
-                intrinsics=options.camera_info.matrix if options.camera_info else None,
-                clock=options.stamp,
+        self.publisher: Publisher
+        if options.transport == "zmq":
+            self.publisher = ZmqPublisher(options.endpoint, settings, options.high_water_mark)
+        else:
+            domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
+            self.publisher = ZenohPublisher(
+                options.endpoint,
+                settings,
+                options.connect,
+                domain_id,
+                options.node_name,
+                options.stamp,
             )
         self.published = 0
         #: Messages the transport refused without waiting (its queue was full).
@@ -233,7 +156,7 @@ class TopicSink:
     def _wait_for_subscribers(self, topic: str) -> None:
         wanted = self.options.wait_for_subscribers
         if isinstance(self.publisher, ZenohPublisher):
-            wanted = 1
+            wanted = 1  # zenoh says whether some subscriber matches, not how many
         timeout = self.options.subscriber_timeout
         log.info(
             "topic: waiting up to %g s for %d subscriber(s) to %s on %s",
@@ -253,49 +176,10 @@ class TopicSink:
 
     def write(self, frame: Frame) -> None:
         assert frame.depth is not None and frame.depth_kind is not None
-        if self.ros_messages is not None:
-            self._write_ros(frame, self.ros_messages)
-            return
-        metric = frame.depth_kind is DepthKind.METRIC_METERS
-        topic = self.options.topic if metric else self.options.relative_topic
-        topic = topic or DEFAULT_RELATIVE_TOPIC
         if not self._waited:
-            self._wait_for_subscribers(topic)
-        header, data = encode_image(
-            frame.depth,
-            frame.depth_kind,
-            frame.timestamp,
-            frame.index,
-            self.options.frame_id,
-            self.options.encoding if metric else "32FC1",
-        )
-        if self.options.camera_info is not None:
-            intrinsics = self.options.camera_info
-            info = encode_camera_info(
-                (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy),
-                header["height"],
-                header["width"],
-                frame.timestamp,
-                frame.index,
-                self.options.frame_id,
-            )
-            self._send(topic + CAMERA_INFO_SUFFIX, info, b"")
-        self._send(topic, header, data)
+            self._wait_for_subscribers(self.publisher.topic_for(frame.depth_kind))
+        self.not_sent += self.publisher.publish(frame)
         self.published += 1
-
-    def _write_ros(self, frame: Frame, ros_messages: FrameToMessages) -> None:
-        """Zenoh: the frame's ROS 2 messages (camera info, then depth)."""
-        assert isinstance(self.publisher, ZenohPublisher) and frame.depth_kind is not None
-        if not self._waited:
-            self._wait_for_subscribers(ros_messages.depth_topic_for(frame.depth_kind))
-        for message in ros_messages(frame):
-            if not self.publisher.put(message):
-                self.not_sent += 1
-        self.published += 1
-
-    def _send(self, topic: str, header: dict[str, Any], data: bytes) -> None:
-        if not self.publisher.send(topic, header, data):
-            self.not_sent += 1
 
     def close(self) -> None:
         if self._closed:

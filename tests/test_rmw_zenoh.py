@@ -17,7 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from edgedepth.rmw_zenoh import (
+from edgedepth.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr
+from edgedepth.topic import open_zenoh, to_millimetres
+from edgedepth.topic.rmw_zenoh import (
     Attachment,
     decode_sample,
     entity_gid,
@@ -25,8 +27,6 @@ from edgedepth.rmw_zenoh import (
     publisher_token,
     topic_key_expr,
 )
-from edgedepth.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr
-from edgedepth.topic import open_zenoh, to_millimetres
 from tests.conftest import run_edgedepth, synthetic_config
 
 zenoh = pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")

@@ -1,0 +1,230 @@
+"""The messages of a depth topic (shaped like ROS ``sensor_msgs/Image`` and ``CameraInfo``,
+REP-118 units) and their ZeroMQ wire format: encoding, decoding, and the errors of a message
+that is not in it. The format is described in :mod:`edgedepth.topic`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from edgedepth.errors import EdgedepthError
+from edgedepth.frame import DepthKind
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+DEFAULT_TOPIC = "depth/image"
+DEFAULT_RELATIVE_TOPIC = "depth/relative"
+CAMERA_INFO_SUFFIX = "/camera_info"
+Encoding = Literal["32FC1", "16UC1"]
+Transport = Literal["zmq", "zenoh"]
+
+#: Bytes per pixel of each encoding this module writes and reads.
+_PIXEL_TYPES = {"32FC1": "f4", "16UC1": "u2"}
+
+
+class MessageError(ValueError):
+    """A received message is not in the format described in this module."""
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """What every message carries: where it came from, its place in the stream and its time
+    (the ``header`` of a ROS message, plus the topic)."""
+
+    topic: str
+    #: The frame index (ZeroMQ) or the publisher's sequence number from 1 (rmw_zenoh): a gap is
+    #: a message this subscriber did not get.
+    seq: int
+    #: Seconds (``sec + nanosec / 1e9`` of the header's stamp).
+    stamp: float
+    frame_id: str
+
+
+@dataclass(frozen=True)
+class DepthImage(Stamped):
+    """A received depth image (``sensor_msgs/Image``-shaped)."""
+
+    height: int
+    width: int
+    encoding: str
+    step: int
+    depth_kind: DepthKind
+    data: bytes
+    is_bigendian: int = 0
+
+    @property
+    def depth(self) -> np.ndarray:
+        """The pixels as sent, H×W: float32 for 32FC1, uint16 millimetres for 16UC1."""
+        byte_order = ">" if self.is_bigendian else "<"
+        dtype = np.dtype(byte_order + _PIXEL_TYPES[self.encoding])
+        rows = np.frombuffer(self.data, dtype=np.uint8).reshape(self.height, self.step)
+        pixels = rows[:, : self.width * dtype.itemsize].copy().view(dtype)
+        return pixels.reshape(self.height, self.width).astype(dtype.newbyteorder("="))
+
+    @property
+    def meters(self) -> np.ndarray:
+        """Metric depth in metres, float32 (0 where 16UC1 had no measurement). Raises
+        ``ValueError`` for relative depth, which has no unit."""
+        if self.depth_kind is not DepthKind.METRIC_METERS:
+            raise ValueError(f"{self.topic} carries {self.depth_kind.value}, not metres")
+        if self.encoding == "16UC1":
+            return self.depth.astype(np.float32) / np.float32(1000.0)
+        return self.depth.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CameraInfo(Stamped):
+    """Received intrinsics (``sensor_msgs/CameraInfo``-shaped) of the images of the same seq."""
+
+    height: int
+    width: int
+    #: The 3×3 camera matrix, row-major.
+    k: tuple[float, ...]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """K as a 3×3 array."""
+        return np.asarray(self.k, dtype=np.float64).reshape(3, 3)
+
+
+Message = DepthImage | CameraInfo
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _header(stamp: float, frame_id: str, seq: int) -> dict[str, Any]:
+    nanoseconds = round(stamp * 1e9)
+    return {
+        "stamp": {"sec": nanoseconds // 1_000_000_000, "nanosec": nanoseconds % 1_000_000_000},
+        "frame_id": frame_id,
+        "seq": seq,
+    }
+
+
+def to_millimetres(depth: np.ndarray) -> np.ndarray:
+    """Metres → REP-118 ``16UC1``: millimetres rounded, 0 for NaN/non-positive, clamped to 65535."""
+    millimetres = np.rint(np.asarray(depth, dtype=np.float64) * 1000.0)
+    millimetres = np.where(np.isnan(millimetres), 0.0, millimetres)
+    return np.clip(millimetres, 0, 65535).astype("<u2")
+
+
+def encode_image(
+    depth: np.ndarray,
+    kind: DepthKind,
+    stamp: float,
+    seq: int,
+    frame_id: str = "camera",
+    encoding: Encoding = "32FC1",
+) -> tuple[dict[str, Any], bytes]:
+    """The (header, pixel bytes) of one depth map. ``16UC1`` (millimetres) is for metric depth
+    only."""
+    if encoding == "16UC1":
+        if kind is not DepthKind.METRIC_METERS:
+            raise EdgedepthError(
+                f"encoding 16UC1 (millimetres) is for metric depth only, not {kind.value}"
+            )
+        pixels = to_millimetres(depth)
+    else:
+        pixels = np.ascontiguousarray(depth, dtype="<f4")
+    if pixels.ndim != 2:
+        raise EdgedepthError(f"a depth image must be H×W, got shape {pixels.shape}")
+    height, width = pixels.shape
+    header = {
+        "type": "Image",
+        "header": _header(stamp, frame_id, seq),
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": 0,
+        "step": width * pixels.itemsize,
+        "depth_kind": kind.value,
+    }
+    return header, pixels.tobytes()
+
+
+def encode_camera_info(
+    intrinsics: tuple[float, float, float, float],
+    height: int,
+    width: int,
+    stamp: float,
+    seq: int,
+    frame_id: str = "camera",
+) -> dict[str, Any]:
+    """The header of a CameraInfo message for pinhole intrinsics ``(fx, fy, cx, cy)`` (it has no
+    pixel data)."""
+    fx, fy, cx, cy = intrinsics
+    return {
+        "type": "CameraInfo",
+        "header": _header(stamp, frame_id, seq),
+        "height": height,
+        "width": width,
+        "distortion_model": "plumb_bob",
+        "d": [0.0] * 5,
+        "k": [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+        "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        "p": [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+    }
+
+
+def encode_header(header: dict[str, Any]) -> bytes:
+    """The header as sent: compact UTF-8 JSON."""
+    return json.dumps(header, separators=(",", ":")).encode()
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def decode(topic: str, header_json: bytes, data: bytes) -> Message:
+    """A message from its parts (topic, header JSON, pixel bytes); :class:`MessageError` if they
+    are not in this module's format."""
+    try:
+        fields = json.loads(header_json)
+        head = fields["header"]
+        stamp = head["stamp"]["sec"] + head["stamp"]["nanosec"] / 1e9
+        if fields["type"] == "CameraInfo":
+            info = CameraInfo(
+                topic=topic,
+                seq=int(head["seq"]),
+                stamp=stamp,
+                frame_id=str(head["frame_id"]),
+                height=int(fields["height"]),
+                width=int(fields["width"]),
+                k=tuple(float(v) for v in fields["k"]),
+            )
+            if len(info.k) != 9 or info.height < 0 or info.width < 0:
+                raise ValueError("k must hold 9 numbers, height and width must be >= 0")
+            return info
+        message = DepthImage(
+            topic=topic,
+            seq=int(head["seq"]),
+            stamp=stamp,
+            frame_id=str(head["frame_id"]),
+            height=int(fields["height"]),
+            width=int(fields["width"]),
+            encoding=str(fields["encoding"]),
+            step=int(fields["step"]),
+            depth_kind=DepthKind(fields["depth_kind"]),
+            data=bytes(data),
+            is_bigendian=int(fields.get("is_bigendian", 0)),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageError(f"{topic}: not a depth topic message ({exc!r})") from None
+    if message.encoding not in _PIXEL_TYPES:
+        raise MessageError(f"{topic}: unsupported encoding {message.encoding!r}")
+    row_bytes = message.width * np.dtype(_PIXEL_TYPES[message.encoding]).itemsize
+    if message.height <= 0 or message.width <= 0 or message.step < row_bytes:
+        raise MessageError(
+            f"{topic}: {message.width}x{message.height} {message.encoding} with rows of "
+            f"{message.step} bytes is not an image"
+        )
+    if message.is_bigendian not in (0, 1):
+        raise MessageError(f"{topic}: is_bigendian must be 0 or 1, not {message.is_bigendian}")
+    if len(message.data) != message.height * message.step:
+        raise MessageError(
+            f"{topic}: {len(message.data)} data bytes for {message.height} rows of "
+            f"{message.step} bytes"
+        )
+    return message

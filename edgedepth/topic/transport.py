@@ -1,0 +1,354 @@
+"""Publishing and subscribing to depth topics: ZeroMQ (this package's JSON + pixels format) and
+zenoh (rmw_zenoh's format, :mod:`edgedepth.topic.rmw_zenoh`). A publisher takes whole frames
+and sends the messages of its transport; a subscriber returns
+:class:`~edgedepth.topic.messages.DepthImage` / ``CameraInfo`` from either."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgedepth.errors import EdgedepthError
+from edgedepth.frame import DepthKind, Frame
+from edgedepth.topic.messages import (
+    CAMERA_INFO_SUFFIX,
+    DEFAULT_ENDPOINT,
+    DEFAULT_RELATIVE_TOPIC,
+    DepthImage,
+    Encoding,
+    Message,
+    MessageError,
+    Transport,
+    decode,
+    encode_camera_info,
+    encode_header,
+    encode_image,
+)
+from edgedepth.topic.zenoh_session import import_zenoh, open_zenoh, zenoh_error
+
+log = logging.getLogger("edgedepth")
+
+#: ZeroMQ: how long close() may still flush queued messages (ms). Never hangs the exit.
+CLOSE_LINGER_MS = 100
+
+# --- publishers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """What a publisher puts in its messages, whatever the transport."""
+
+    #: Topic of metric depth.
+    topic: str = "depth/image"
+    #: Topic of relative depth (None: the transport's default, see each publisher).
+    relative_topic: str | None = None
+    #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118); relative depth is 32FC1.
+    encoding: Encoding = "32FC1"
+    frame_id: str = "camera"
+    #: Pinhole ``(fx, fy, cx, cy)`` of the images: CameraInfo is published with each image.
+    intrinsics: tuple[float, float, float, float] | None = None
+
+
+class Publisher(Protocol):
+    def topic_for(self, kind: DepthKind) -> str:
+        """The topic depth of this kind is published on."""
+        ...
+
+    def subscribers(self, topic: str) -> int:
+        """How many subscribers currently match ``topic`` (zenoh: 1 if any)."""
+        ...
+
+    def publish(self, frame: Frame) -> int:
+        """Send the frame's messages without waiting; the number that could not be queued."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ZmqPublisher:
+    """An XPUB socket (a PUB socket that also reports subscriptions, to wait for them) sending
+    this package's three-part messages. Sends never block: each subscriber has a queue of
+    ``high_water_mark`` frames; what does not fit is dropped for that subscriber only."""
+
+    def __init__(self, endpoint: str, settings: PublishSettings, high_water_mark: int) -> None:
+        import zmq
+
+        self.zmq = zmq
+        self.endpoint = endpoint
+        self.settings = settings
+        messages_per_frame = 2 if settings.intrinsics is not None else 1
+        self.socket = zmq.Context.instance().socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.SNDHWM, high_water_mark * messages_per_frame)
+        self.socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+        # Every (un)subscription, not only the first/last per topic: to count subscribers.
+        self.socket.setsockopt(zmq.XPUB_VERBOSER, 1)
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.socket.close(0)
+            raise EdgedepthError(f"endpoint {endpoint}: cannot bind: {exc}") from None
+        #: topic prefix → number of subscribers subscribed to it
+        self.subscriptions: dict[bytes, int] = {}
+
+    def topic_for(self, kind: DepthKind) -> str:
+        if kind is DepthKind.METRIC_METERS:
+            return self.settings.topic
+        return self.settings.relative_topic or DEFAULT_RELATIVE_TOPIC
+
+    def subscribers(self, topic: str) -> int:
+        while self.socket.poll(0):
+            event = self.socket.recv()
+            prefix, change = event[1:], 1 if event[:1] == b"\x01" else -1
+            self.subscriptions[prefix] = max(0, self.subscriptions.get(prefix, 0) + change)
+        name = topic.encode()
+        return sum(n for prefix, n in self.subscriptions.items() if name.startswith(prefix))
+
+    def publish(self, frame: Frame) -> int:
+        assert frame.depth is not None and frame.depth_kind is not None
+        settings = self.settings
+        metric = frame.depth_kind is DepthKind.METRIC_METERS
+        topic = self.topic_for(frame.depth_kind)
+        header, data = encode_image(
+            frame.depth,
+            frame.depth_kind,
+            frame.timestamp,
+            frame.index,
+            settings.frame_id,
+            settings.encoding if metric else "32FC1",
+        )
+        not_sent = 0
+        if settings.intrinsics is not None:
+            info = encode_camera_info(
+                settings.intrinsics,
+                header["height"],
+                header["width"],
+                frame.timestamp,
+                frame.index,
+                settings.frame_id,
+            )
+            not_sent += not self._send(topic + CAMERA_INFO_SUFFIX, info, b"")
+        return not_sent + (not self._send(topic, header, data))
+
+    def _send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
+        try:
+            self.socket.send_multipart(
+                [topic.encode(), encode_header(header), data], flags=self.zmq.NOBLOCK
+            )
+        except self.zmq.Again:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class ZenohPublisher:
+    """A zenoh peer session listening on ``endpoint``, publishing as a ROS 2 node on rmw_zenoh
+    would (key expressions, CDR payloads, attachments, liveliness tokens), so ROS 2 nodes
+    receive ``sensor_msgs/msg/Image`` and ``CameraInfo`` with no bridge."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        settings: PublishSettings,
+        connect: Sequence[str] = (),
+        domain_id: int = 0,
+        node_name: str = "edgedepth",
+        clock: str = "media",
+    ) -> None:
+        from edgedepth.ros2 import FrameToMessages, import_cdr_codec
+        from edgedepth.topic.rmw_zenoh import RmwZenohNode
+
+        self.zenoh = import_zenoh()
+        import_cdr_codec()  # before binding: a missing extra is a one-line error up front
+        self.session = open_zenoh(listen=[endpoint], connect=connect)
+        self.node = RmwZenohNode(self.session, node_name, domain_id=domain_id)
+        matrix = None
+        if settings.intrinsics is not None:
+            fx, fy, cx, cy = settings.intrinsics
+            matrix = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        self.messages = FrameToMessages(
+            frame_id=settings.frame_id,
+            depth_topic=settings.topic,
+            relative_topic=settings.relative_topic,
+            depth_encoding=settings.encoding,
+            intrinsics=matrix,
+            clock=clock,  # type: ignore[arg-type]
+        )
+
+    def topic_for(self, kind: DepthKind) -> str:
+        return self.messages.depth_topic_for(kind)
+
+    def subscribers(self, topic: str) -> int:
+        from edgedepth.ros2 import IMAGE
+
+        return int(self.node.publisher(topic, IMAGE).matching)
+
+    def publish(self, frame: Frame) -> int:
+        from edgedepth.ros2 import encode_cdr
+
+        not_sent = 0
+        for message in self.messages(frame):
+            try:
+                self.node.publisher(message.topic, message.type_name).put(
+                    encode_cdr(message.type_name, message.fields)
+                )
+            except self.zenoh.ZError as exc:
+                log.debug("topic: zenoh put on %s failed: %s", message.topic, zenoh_error(exc))
+                not_sent += 1
+        return not_sent
+
+    def close(self) -> None:
+        self.node.close()
+        self.session.close()
+
+
+# --- subscriber ---------------------------------------------------------------------------------
+
+
+class TopicSubscriber:
+    """Receive and decode the messages of the ``topic`` sink::
+
+        with TopicSubscriber("tcp://127.0.0.1:5556", ("depth/image",)) as subscriber:
+            message = subscriber.receive(timeout=1.0)  # DepthImage, CameraInfo or None
+            if isinstance(message, DepthImage):
+                print(message.seq, message.meters.max())
+
+    ``topics`` are prefixes (``""``: everything); with zenoh, a topic and everything under it,
+    on the rmw_zenoh key expressions of ROS domain ``domain_id``.
+    ``queue_size`` messages wait here at most: a subscriber slower than the publisher loses
+    messages (``missed`` counts the gaps in ``seq``) instead of growing a backlog.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        topics: Sequence[str] = ("",),
+        transport: Transport = "zmq",
+        queue_size: int = 100,
+        domain_id: int = 0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.transport = transport
+        #: Images not received, judged from the gaps in ``seq`` per topic.
+        self.missed = 0
+        self._last_seq: dict[str, int] = {}
+        topics = list(topics) or [""]
+        if transport == "zmq":
+            self._open_zmq(endpoint, topics, queue_size)
+        elif transport == "zenoh":
+            self._open_zenoh(endpoint, topics, queue_size, domain_id)
+        else:
+            raise EdgedepthError(f"transport {transport!r}: expected zmq or zenoh")
+
+    def _open_zmq(self, endpoint: str, topics: list[str], queue_size: int) -> None:
+        import zmq
+
+        self._zmq = zmq
+        self._socket = zmq.Context.instance().socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, queue_size)
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close()
+            raise EdgedepthError(f"endpoint {endpoint}: cannot connect: {exc}") from None
+        for topic in topics:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def _open_zenoh(
+        self, endpoint: str, topics: list[str], queue_size: int, domain_id: int
+    ) -> None:
+        self._session = open_zenoh(connect=[endpoint])
+        self._received: queue.Queue[Message | MessageError] = queue.Queue(maxsize=queue_size)
+        # "0/a/**" matches topic "a" and everything under it (type and hash are the last chunks).
+        keys = sorted({f"{domain_id}/{topic.strip('/')}/**".replace("//", "/") for topic in topics})
+        self._subscribers = [self._session.declare_subscriber(key, self._on_sample) for key in keys]
+
+    def _on_sample(self, sample: Any) -> None:
+        """Zenoh callback (a zenoh thread): decode and queue, dropping the oldest when full."""
+        from edgedepth.topic.rmw_zenoh import decode_sample
+
+        attachment = sample.attachment.to_bytes() if sample.attachment is not None else None
+        message: Message | MessageError
+        try:
+            message = decode_sample(str(sample.key_expr), sample.payload.to_bytes(), attachment)
+        except (ValueError, EdgedepthError) as exc:
+            message = MessageError(str(exc))
+        while True:
+            try:
+                self._received.put_nowait(message)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._received.get_nowait()
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after ``timeout`` seconds (None: wait as long as it takes).
+        Raises :class:`MessageError` for a message that is not in this module's format."""
+        if self.transport == "zmq":
+            if not self._socket.poll(None if timeout is None else max(0, int(timeout * 1000))):
+                return None
+            parts = self._socket.recv_multipart()
+            topic = parts[0].decode(errors="replace")
+            if len(parts) != 3:
+                raise MessageError(f"{topic}: {len(parts)} parts, expected 3")
+            message = decode(topic, parts[1], parts[2])
+        else:
+            try:
+                received = self._received.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if isinstance(received, MessageError):
+                raise received
+            message = received
+        self._count_gap(message)
+        return message
+
+    def _count_gap(self, message: Message) -> None:
+        if not isinstance(message, DepthImage):
+            return
+        last = self._last_seq.get(message.topic)
+        if last is not None and message.seq > last + 1:
+            self.missed += message.seq - last - 1
+        self._last_seq[message.topic] = message.seq
+
+    def close(self) -> None:
+        """Disconnect (idempotent)."""
+        if self.transport == "zmq":
+            self._socket.close()
+        elif self._subscribers:
+            for subscriber in self._subscribers:
+                subscriber.undeclare()
+            self._subscribers = []
+            self._session.close()
+
+    def __enter__(self) -> TopicSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    stop: threading.Event | None = None,
+    interval: float = 0.02,
+) -> bool:
+    """Poll ``predicate`` until it is true (→ True), ``timeout`` seconds pass or ``stop`` is set
+    (→ False)."""
+    deadline = time.monotonic() + timeout
+    stop = stop or threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline or stop.wait(interval):
+            return False
+    return True
