@@ -183,27 +183,21 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
     try:
         fields = json.loads(header_json)
         head = fields["header"]
-        stamp = head["stamp"]["sec"] + head["stamp"]["nanosec"] / 1e9
+        common = {
+            "topic": topic,
+            "seq": int(head["seq"]),
+            "stamp": head["stamp"]["sec"] + head["stamp"]["nanosec"] / 1e9,
+            "frame_id": str(head["frame_id"]),
+            "height": int(fields["height"]),
+            "width": int(fields["width"]),
+        }
         if fields["type"] == "CameraInfo":
-            info = CameraInfo(
-                topic=topic,
-                seq=int(head["seq"]),
-                stamp=stamp,
-                frame_id=str(head["frame_id"]),
-                height=int(fields["height"]),
-                width=int(fields["width"]),
-                k=tuple(float(v) for v in fields["k"]),
-            )
+            info = CameraInfo(**common, k=tuple(float(v) for v in fields["k"]))
             if len(info.k) != 9 or info.height < 0 or info.width < 0:
                 raise ValueError("k must hold 9 numbers, height and width must be >= 0")
             return info
         message = DepthImage(
-            topic=topic,
-            seq=int(head["seq"]),
-            stamp=stamp,
-            frame_id=str(head["frame_id"]),
-            height=int(fields["height"]),
-            width=int(fields["width"]),
+            **common,
             encoding=str(fields["encoding"]),
             step=int(fields["step"]),
             depth_kind=DepthKind(fields["depth_kind"]),
