@@ -196,4 +196,10 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    from edgedepth.host import check_python
+
+    unsupported = check_python()
+    if unsupported:  # before anything else fails in a less helpful way
+        click.echo(f"error: {unsupported}", err=True)
+        sys.exit(2)
     build_cli()(prog_name="edgedepth")
