@@ -1,0 +1,43 @@
+"""Small ONNX graphs the tests build with the ``onnx`` helpers (no torch): the depth graph's
+contract (``image`` 1×3×H×W float32 in, ``depth`` 1×1×H×W out) with as much work as a test
+needs, e.g. slow enough to be interrupted mid-inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, seed: int = 0) -> Path:
+    """``layers`` 3×3 convolutions + ReLU on ``size``² images, then a 1×1 conv to one channel."""
+    rng = np.random.default_rng(seed)
+    weights, nodes = [], []
+    previous, in_channels = "image", 3
+    for index in range(layers):
+        scale = np.sqrt(2.0 / (in_channels * 9))  # keeps activations finite through the stack
+        kernel = (rng.standard_normal((channels, in_channels, 3, 3)) * scale).astype(np.float32)
+        weights.append(numpy_helper.from_array(kernel, f"w{index}"))
+        nodes.append(
+            helper.make_node("Conv", [previous, f"w{index}"], [f"c{index}"], pads=[1, 1, 1, 1])
+        )
+        nodes.append(helper.make_node("Relu", [f"c{index}"], [f"r{index}"]))
+        previous, in_channels = f"r{index}", channels
+    head = (rng.standard_normal((1, in_channels, 1, 1)) / np.sqrt(in_channels)).astype(np.float32)
+    weights.append(numpy_helper.from_array(head, "head"))
+    nodes.append(helper.make_node("Conv", [previous, "head"], ["depth"]))
+    graph = helper.make_graph(
+        nodes,
+        "conv_stack",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, size, size])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
