@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -139,7 +140,20 @@ def run(
                 f"{result.stats.frames_out} frames finished and finalised",
                 err=True,
             )
+        if result.unfinished:
+            exit_now(result.exit_code, result.unfinished)
         sys.exit(result.exit_code)
+
+
+def exit_now(code: int, busy_threads: list[str]) -> None:
+    """Leave without interpreter shutdown. A daemon thread still inside native code (a QNN
+    graph runs as one uninterruptible call) would be torn down mid-call by it: the C++ runtime
+    aborts ("terminate called…", exit 134). Everything recorded is already finalised."""
+    log.info("not waiting for %s (inside a native call); exiting", ", ".join(busy_threads))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.command()

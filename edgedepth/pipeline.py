@@ -29,6 +29,8 @@ log = logging.getLogger("edgedepth")
 
 #: After Ctrl-C / SIGTERM / an error, how long sinks get to write what they hold and finalise.
 FINALISE_SECONDS = 30.0
+#: After the sinks, how long cancelled upstream stages get to return from the call they are in.
+CANCEL_GRACE_SECONDS = 2.0
 
 
 def default_cache_dir() -> Path:
@@ -55,6 +57,15 @@ class Stage:
         if callable(close):
             close()
 
+    def cancel(self) -> None:
+        """Ask the stage to return from a long call (the optional ``cancel()`` of a stage)."""
+        cancel = getattr(self.obj, "cancel", None)
+        if callable(cancel):
+            try:
+                cancel()
+            except Exception:  # a failing cancel must not stop the shutdown
+                log.debug("cancel of %s failed", self.describe, exc_info=True)
+
 
 class StageFailed(EdgedepthError):
     """A plugin raised while the pipeline was running."""
@@ -75,6 +86,9 @@ class RunResult:
     error: StageFailed | None = None
     #: "SIGINT" / "SIGTERM" when interrupted, "stop" when a stage asked to end the run.
     stopped_by: str | None = None
+    #: Stage threads still inside a call that could not be cancelled (e.g. a QNN graph, which
+    #: runs as one native call): the process must exit without waiting for them.
+    unfinished: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -238,15 +252,23 @@ class Pipeline:
                     thread.join(0.1)
         except KeyboardInterrupt as interrupt:
             self._stop(getattr(interrupt, "signal_name", "SIGINT"))
-            self._finalise(workers, sink_threads)
+            try:
+                self._finalise(workers, sink_threads)
+            except KeyboardInterrupt:
+                log.warning("interrupted again: not waiting any longer for the sinks")
         finally:
             self._progress.close()
-            for stage in [self.backend, *self.postprocessors]:
-                self._close_stage(stage)
+            busy = {thread.name for thread in workers + sink_threads if thread.is_alive()}
+            # Closing a stage while its thread is still inside it would free what it uses.
+            stage_threads = [(self.backend, "backend")]
+            stage_threads += [(stage, "postprocess") for stage in self.postprocessors]
+            for stage, thread_name in stage_threads:
+                if thread_name not in busy:
+                    self._close_stage(stage)
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self._upstream, *self._to_sinks] if q.dropped
         }
-        return RunResult(self.stats, self._error, self._stopped_by)
+        return RunResult(self.stats, self._error, self._stopped_by, sorted(busy))
 
     def _finalise(
         self, workers: list[threading.Thread], sink_threads: list[threading.Thread]
@@ -258,9 +280,14 @@ class Pipeline:
                 log.error(
                     "sink thread %s did not finish within %.0f s", thread.name, FINALISE_SECONDS
                 )
-        # Upstream stages may be inside a long backend call; they are daemons and hold no files.
+        # Upstream stages were cancelled; a call that cannot be (a QNN graph) keeps its thread
+        # busy, and the caller must then exit without waiting (see RunResult.unfinished).
+        deadline = time.monotonic() + CANCEL_GRACE_SECONDS
         for thread in workers:
-            thread.join(0.5)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for thread in workers:
+            if thread.is_alive():
+                log.info("stage %s is still inside a call that cannot be cancelled", thread.name)
 
     def _stop(self, reason: str) -> None:
         """End the run: upstream work is discarded, sinks write what they already hold and
@@ -272,6 +299,8 @@ class Pipeline:
             queue.abort()
         for queue in self._to_sinks:
             queue.close()
+        for stage in [self.source, self.resize, self.backend, *self.postprocessors]:
+            stage.cancel()
 
     def _fail(self, failure: StageFailed) -> None:
         with self._state_lock:

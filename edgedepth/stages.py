@@ -3,6 +3,13 @@
 These are structural (``typing.Protocol``): a plugin needs no base class, only these methods.
 ``close()`` is optional everywhere; the runtime calls it when present, on every way out
 (end of stream, error, Ctrl-C, SIGTERM).
+
+``cancel()`` is optional on sources, resize policies, backends and postprocessors: when the run
+stops (Ctrl-C, SIGTERM, an error, a sink asking to stop) the runtime calls it from another
+thread so that a long call in progress (an inference of seconds) returns soon, e.g. by setting
+ONNX Runtime's ``RunOptions.terminate``. It must be thread-safe and may be called more than
+once; the interrupted call may raise. A stage still inside a call that cannot be cancelled is
+not closed, and ``edgedepth run`` exits without waiting for it (sinks are finalised first).
 """
 
 from __future__ import annotations
