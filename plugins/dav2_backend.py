@@ -85,13 +85,14 @@ def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
     raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
 
 
-def _reference_model(model_path: Path, manifest: dict[str, Any]) -> Path | None:
-    """The float model a deploy folder keeps beside its context binary (CPU fallback)."""
+def _reference_model(folder: Path, model_path: Path, manifest: dict[str, Any]) -> Path | None:
+    """The float model a deploy folder keeps beside its context binary (CPU fallback); its
+    manifest names it relative to the folder."""
     name = manifest.get("reference_model")
-    reference = model_path.parent / name if name else None
-    if reference is None or reference == model_path or not reference.is_file():
+    reference = folder / name if name else None
+    if reference is None or reference.resolve() == model_path.resolve():
         return None
-    return None if is_context_model(reference) else reference
+    return reference if reference.is_file() and not is_context_model(reference) else None
 
 
 def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, str]:
@@ -140,6 +141,7 @@ class DAv2Backend:
         self.session: Any = None
         self.graph: Any = None  # the torch runtime's module
         if options.model is not None:
+            folder = Path(options.model) if Path(options.model).is_dir() else None
             model_path, manifest = _resolve_model_file(Path(options.model))
             self.normalize_in_graph = manifest.get("graph", {}).get(
                 "normalize", options.graph.normalize
@@ -148,7 +150,7 @@ class DAv2Backend:
                 manifest.get("depth_kind")
                 or (DepthKind.METRIC_METERS if kind == "metric" else DepthKind.RELATIVE_DISPARITY)
             )
-            reference = _reference_model(model_path, manifest)
+            reference = _reference_model(folder or model_path.parent, model_path, manifest)
             self._open_session(model_path, context, context_dir=None, reference=reference)
         else:
             self._from_checkpoint(context)

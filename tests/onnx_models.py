@@ -4,6 +4,7 @@ needs, e.g. slow enough to be interrupted mid-inference."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, seed: int = 0) -> Path:
-    """``layers`` 3×3 convolutions + ReLU on ``size``² images, then a 1×1 conv to one channel."""
+    """``layers`` 3×3 convolutions + ReLU on ``size``² images, then a 1×1 conv to one positive
+    channel."""
     rng = np.random.default_rng(seed)
     weights, nodes = [], []
     previous, in_channels = "image", 3
@@ -29,7 +31,11 @@ def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, see
         previous, in_channels = f"r{index}", channels
     head = (rng.standard_normal((1, in_channels, 1, 1)) / np.sqrt(in_channels)).astype(np.float32)
     weights.append(numpy_helper.from_array(head, "head"))
-    nodes.append(helper.make_node("Conv", [previous, "head"], ["depth"]))
+    weights.append(numpy_helper.from_array(np.ones((1,), np.float32), "one"))
+    nodes.append(helper.make_node("Conv", [previous, "head"], ["head_out"]))
+    # Positive like a disparity map (δ1 agreement compares ratios).
+    nodes.append(helper.make_node("Relu", ["head_out"], ["head_relu"]))
+    nodes.append(helper.make_node("Add", ["head_relu", "one"], ["depth"]))
     graph = helper.make_graph(
         nodes,
         "conv_stack",
@@ -41,3 +47,23 @@ def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, see
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def depth_model_folder(folder: Path, size: int = 32, layers: int = 2) -> Path:
+    """A model folder as `edgedepth deploy export` leaves it (model.onnx + manifest.json), with a
+    small conv stack standing in for DepthAnythingV2: the deploy tool only reads the contract."""
+    folder.mkdir(parents=True, exist_ok=True)
+    conv_stack(folder / "model.onnx", layers=layers, channels=8, size=size)
+    tensor = {"dtype": "float32", "layout": "NCHW RGB"}
+    manifest = {
+        "inputs": [{"name": "image", "shape": [1, 3, size, size], **tensor, "range": [0, 255]}],
+        "outputs": [{"name": "depth", "shape": [1, 1, size, size], "dtype": "float32"}],
+        "model": {"encoder": "custom", "kind": "relative"},
+        "depth_kind": "relative-disparity",
+        "graph": {"normalize": True},
+        "run_model": "model.onnx",
+        "reference_model": "model.onnx",
+        "precision": "float32",
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
