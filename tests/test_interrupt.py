@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from edgedepth.recording import read_depth_recording
+from tests.conftest import POSIX_SIGNALS
 from tests.onnx_models import conv_stack
 
-pytestmark = pytest.mark.skipif(
-    sys.platform == "win32", reason="sends SIGINT to a child process (POSIX)"
-)
+pytestmark = POSIX_SIGNALS
 
 
 def interrupt_after_first_frame(config: Path, cwd: Path) -> tuple[int, str, float]:
