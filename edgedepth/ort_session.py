@@ -279,12 +279,19 @@ def qnn_target() -> QnnTarget:
                 ort.register_execution_provider_library(name, package.get_library_path())
             except Exception as exc:
                 raise EdgedepthError(f"cannot load the QNN execution provider: {exc}") from None
+        kinds = ort.OrtHardwareDeviceType
         devices = [device for device in ort.get_ep_devices() if device.ep_name == name]
-        if not devices:
-            raise EdgedepthError("the QNN execution provider found no device on this machine")
-        # Prefer a real NPU; the Linux x86-64 wheel only offers its HTP emulator (a CPU device).
-        devices.sort(key=lambda d: d.device.type != ort.OrtHardwareDeviceType.NPU)
-        device = devices[0]
+        # A real NPU, else the HTP emulator the Linux x86-64 wheel offers (a CPU device); a
+        # GPU device belongs to QNN's GPU backend, not the HTP.
+        usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
+        if not usable:
+            others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
+            raise EdgedepthError(
+                "the QNN execution provider found no Qualcomm NPU on this machine"
+                + (f" (only: {others})" if others else "")
+            )
+        usable.sort(key=lambda d: d.device.type != kinds.NPU)
+        device = usable[0]
         npu = device.device.type == ort.OrtHardwareDeviceType.NPU
         metadata = {str(k): str(v) for k, v in dict(device.device.metadata).items()}
         description = metadata.get("Description", "")
@@ -321,6 +328,10 @@ def no_npu_reason() -> str:
     host = host_info()
     if host.note:
         return host.note
+    try:
+        import onnxruntime_qnn  # noqa: F401
+    except ImportError:
+        return "onnxruntime-qnn is not installed (pip install 'edgedepth[qnn]')"
     try:
         target = qnn_target()
     except EdgedepthError as exc:

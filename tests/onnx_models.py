@@ -36,17 +36,25 @@ def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, see
     # Positive like a disparity map (δ1 agreement compares ratios).
     nodes.append(helper.make_node("Relu", ["head_out"], ["head_relu"]))
     nodes.append(helper.make_node("Add", ["head_relu", "one"], ["depth"]))
+    onnx.save(depth_model(nodes, weights, size, "conv_stack"), str(path))
+    return path
+
+
+def depth_model(
+    nodes: list[onnx.NodeProto], weights: list[onnx.TensorProto], size: int, name: str, **kwargs
+) -> onnx.ModelProto:
+    """A model with the depth graph's contract around ``nodes`` (``image`` 1×3×size² in,
+    ``depth`` 1×1×size² out), opset 17 / IR 8 as ONNX Runtime and onnxruntime-qnn take it."""
     graph = helper.make_graph(
         nodes,
-        "conv_stack",
+        name,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, size, size])],
         weights,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], **kwargs)
     model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return model
 
 
 def depth_model_folder(folder: Path, size: int = 32, layers: int = 2) -> Path:

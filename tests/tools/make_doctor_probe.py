@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from the repo
+from tests.onnx_models import depth_model
 
 SIZE, PATCH, WIDTH = 64, 8, 32
 TOKENS = (SIZE // PATCH) ** 2
@@ -72,17 +75,7 @@ def build() -> onnx.ModelProto:
           pads=[1, 1, 1, 1]),
         n("Relu", ["head"], ["depth"]),
     ]  # fmt: skip
-    graph = helper.make_graph(
-        nodes,
-        "doctor_probe",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, SIZE, SIZE])],
-        initializers,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgedepth"
-    )
-    model.ir_version = 8
+    model = depth_model(nodes, initializers, SIZE, "doctor_probe", producer_name="edgedepth")
     onnx.checker.check_model(model)
     return model
 
