@@ -118,12 +118,15 @@ def run(
     _setup_logging(debug)
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        # SIGTERM everywhere; Ctrl+Break (SIGBREAK) on Windows: the same clean stop as Ctrl-C.
+        stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
+        previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
         try:
             pipeline = Pipeline.from_config(loaded, registry)
             result = pipeline.run()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
         if loaded.config.runtime.summary:
             click.echo(result.stats.format_table(), err=True)
         if as_json:

@@ -285,10 +285,14 @@ def qnn_target() -> QnnTarget:
         # GPU device belongs to QNN's GPU backend, not the HTP.
         usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
         if not usable:
+            from edgedepth.host import host_info
+
             others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
+            note = host_info().note
             raise EdgedepthError(
                 "the QNN execution provider found no Qualcomm NPU on this machine"
                 + (f" (only: {others})" if others else "")
+                + (f": {note}" if note else "")
             )
         usable.sort(key=lambda d: d.device.type != kinds.NPU)
         device = usable[0]
