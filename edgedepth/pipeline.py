@@ -289,17 +289,23 @@ class Pipeline:
             if thread.is_alive():
                 log.info("stage %s is still inside a call that cannot be cancelled", thread.name)
 
-    def _stop(self, reason: str) -> None:
-        """End the run: upstream work is discarded, sinks write what they already hold and
-        finalise."""
+    def _stop(self, reason: str, failed_at: int | None = None) -> None:
+        """End the run. Interrupts and stop requests discard the upstream work; the sinks
+        write what they already hold and finalise. A failure of the stage at position
+        ``failed_at`` (source 0, resize 1, backend 2, postprocessors 3, sinks 4) discards only
+        the work before it: frames already past it still reach the sinks."""
         with self._state_lock:
             if self._stopped_by is None and self._error is None:
                 self._stopped_by = reason
-        for queue in self._upstream:
+        upstream = [self.source, self.resize, self.backend, *self.postprocessors]
+        stop_before = len(self._upstream) + 1 if failed_at is None else failed_at
+        for queue in self._upstream[:stop_before]:
             queue.abort()
-        for queue in self._to_sinks:
-            queue.close()
-        for stage in [self.source, self.resize, self.backend, *self.postprocessors]:
+        if stop_before > len(self._upstream):  # nothing left to drain towards the sinks
+            for queue in self._to_sinks:
+                queue.close()
+        # The failed stage's thread closes its outboxes: the stages after it drain them.
+        for stage in upstream[:stop_before]:
             stage.cancel()
 
     def _fail(self, failure: StageFailed) -> None:
@@ -307,7 +313,12 @@ class Pipeline:
             if self._error is None and self._stopped_by is None:
                 self._error = failure
                 log.debug("stage failed", exc_info=failure.cause)
-        self._stop("error")
+        order = [self.source, self.resize, self.backend]
+        position = next(
+            (i for i, stage in enumerate(order) if stage is failure.stage),
+            3 if failure.stage in self.postprocessors else 4,
+        )
+        self._stop("error", position)
 
     def _call(
         self, stage: Stage, timing_name: str, frame: Frame, method: Callable[..., Any], *args: Any
