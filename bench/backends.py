@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 def measure(runtime: str, size: int, frames: int, cache: Path) -> dict:
     from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options
     from edgedepth.stages import BuildContext
+    from edgedepth.stats import peak_rss_mb
 
     options = DAv2Options(random_weights=True, encoder="vits", runtime=runtime)
     started = time.perf_counter()
@@ -48,7 +48,7 @@ def measure(runtime: str, size: int, frames: int, cache: Path) -> dict:
         "setup_s": round(setup, 2),
         "p50_ms": round(statistics.median(timings), 1),
         "min_ms": round(min(timings), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),  # None on Windows
     }
 
 

@@ -2,14 +2,21 @@
 ``edgedepth deploy export`` goes up, a QNN artifact comes back into the output folder with the
 device's latency, memory and accuracy against the local CPU output in its manifest.
 
-The token is checked before anything is uploaded, and the service is probed with a short
-connection timeout first: the client alone retries for about 45 s before it gives up.
+The client config is checked before anything is uploaded (never printing the token), and the
+service is probed with a short connection timeout first, through the HTTPS proxy if one is
+configured: the client alone retries for about 45 s before it gives up. The compile job asks
+for the QAIRT version of the QNN bundled in the local onnxruntime-qnn (or the newest older one
+AI Hub offers): QNN loads context binaries from the same or an older SDK only.
 """
 
 from __future__ import annotations
 
-import configparser
+import base64
+import contextlib
+import inspect
+import logging
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -17,21 +24,27 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import numpy as np
 
+from edgedepth.aihub_config import check_credentials, proxy_for
 from edgedepth.deploy.artifact import write_manifest
 from edgedepth.deploy.compare import compare_depth, format_comparison
 from edgedepth.depth_graph import INPUT_NAME, read_manifest
 from edgedepth.errors import EdgedepthError
-
-TOKEN_HELP = (
-    "run `qai-hub configure --api_token YOUR_TOKEN` (token: https://workbench.aihub.qualcomm.com "
-    "→ Account → Settings) or point QAIHUB_CLIENT_INI at a client.ini"
+from edgedepth.ort_session import (
+    check_context_version,
+    is_context_model,
+    qnn_versions,
+    version_tuple,
 )
+
+log = logging.getLogger("edgedepth")
+
 #: What AI Hub compiles an ONNX model to (``--target_runtime``).
 TARGET_RUNTIMES = ("precompiled_qnn_onnx", "qnn_context_binary", "onnx", "tflite")
 #: Seconds between status polls while waiting for a job.
@@ -46,48 +59,76 @@ def _hub() -> Any:
     return qai_hub
 
 
-def client_config_path() -> Path:
-    """Where qai-hub reads its token: $QAIHUB_CLIENT_INI or ~/.qai_hub/client.ini."""
-    return Path(os.environ.get("QAIHUB_CLIENT_INI", "~/.qai_hub/client.ini")).expanduser()
+def open_client() -> Any:
+    """A ``qai_hub.Client`` reading the same client.ini as :func:`check_credentials` (a fresh
+    one: the module-level client keeps the first config it read)."""
+    return _hub().Client()
 
 
-def check_credentials() -> str:
-    """The configured API URL; a one-line error when no token is configured."""
-    path = client_config_path()
-    config = configparser.ConfigParser()
+@contextlib.contextmanager
+def hub_errors(what: str) -> Iterator[None]:
+    """The client's errors (multi-line boxes, tracebacks from requests) as one line."""
+    hub = _hub()
     try:
-        found = config.read(path)
-    except configparser.Error as exc:
-        raise EdgedepthError(f"{path}: not a valid client.ini ({exc}); {TOKEN_HELP}") from None
-    if not found:
-        raise EdgedepthError(f"no Qualcomm AI Hub token ({path} not found): {TOKEN_HELP}")
-    api = config["api"] if config.has_section("api") else {}
-    if not api.get("api_token") or not api.get("api_url"):
-        raise EdgedepthError(f"{path}: no api_token/api_url in [api]: {TOKEN_HELP}")
-    return api["api_url"]
+        yield
+    except (hub.client.Error, hub.public_rest_api.APIException, ValueError) as exc:
+        lines = (line.strip(" |│┌┐└┘─") for line in str(exc).splitlines())
+        raise EdgedepthError(f"AI Hub {what}: {' '.join(line for line in lines if line)}") from None
+
+
+# --- configuration and network -------------------------------------------------------------------
+
+
+def _connect_and_tunnel(
+    host: str, port: int, timeout: float, proxy: ParseResult | None
+) -> str | None:
+    """Connect to host:port, through ``proxy`` (HTTP CONNECT) when given; the reason it failed,
+    or None."""
+    address = (proxy.hostname or "", proxy.port or 8080) if proxy else (host, port)
+    try:
+        with socket.create_connection(address, timeout=timeout) as connection:
+            if proxy is None:
+                return None
+            request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            if proxy.username:
+                secret = f"{proxy.username}:{proxy.password or ''}".encode()
+                request += f"Proxy-Authorization: Basic {base64.b64encode(secret).decode()}\r\n"
+            connection.sendall((request + "\r\n").encode())
+            status_line = connection.makefile("rb").readline().decode("latin-1").strip()
+    except OSError as exc:
+        return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    parts = status_line.split(" ", 2)
+    if len(parts) >= 2 and parts[1] == "200":
+        return None
+    return f"the proxy answered {status_line or 'nothing'!r} to CONNECT"
 
 
 def check_reachable(api_url: str, timeout: float = 10.0) -> None:
-    """Fail fast (within ``timeout``, DNS included) when the service cannot be reached."""
+    """Fail fast (within ``timeout``, DNS included) when the service cannot be reached, through
+    the proxy the client would use."""
     parsed = urlparse(api_url)
     host = parsed.hostname or api_url
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    failure: list[BaseException] = []
+    proxy = proxy_for(api_url)
+    failure: list[str | None] = []
 
     def connect() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError as exc:
-            failure.append(exc)
+        failure.append(_connect_and_tunnel(host, port, timeout, proxy))
 
+    # A thread: a DNS lookup cannot be given a timeout.
     probe = threading.Thread(target=connect, daemon=True)
     probe.start()
     probe.join(timeout)
+    via = f" through the proxy {proxy.hostname}:{proxy.port or 8080}" if proxy else ""
     if probe.is_alive():
-        raise EdgedepthError(f"cannot reach AI Hub at {host}:{port} (no answer in {timeout:g} s)")
-    if failure:
-        reason = getattr(failure[0], "strerror", None) or failure[0]
-        raise EdgedepthError(f"cannot reach AI Hub at {host}:{port} ({reason})")
+        raise EdgedepthError(
+            f"cannot reach AI Hub at {host}:{port}{via} (no answer in {timeout:g} s)"
+        )
+    if failure and failure[0]:
+        raise EdgedepthError(f"cannot reach AI Hub at {host}:{port}{via} ({failure[0]})")
+
+
+# --- jobs ----------------------------------------------------------------------------------------
 
 
 def wait_for(job: Any, what: str) -> Any:
@@ -95,7 +136,8 @@ def wait_for(job: Any, what: str) -> Any:
     last = None
     print(f"{what}: job {job.job_id} {job.url}", file=sys.stderr)
     while True:
-        status = job.get_status()
+        with hub_errors(f"{what} job {job.job_id}"):
+            status = job.get_status()
         if status.code != last:
             print(f"{what}: {status.code.lower()}", file=sys.stderr, flush=True)
             last = status.code
@@ -108,27 +150,121 @@ def wait_for(job: Any, what: str) -> Any:
         time.sleep(POLL_SECONDS)
 
 
-def unpack_artifact(downloaded: Path, out_dir: Path, target_runtime: str) -> str:
-    """Put the compiled model in ``out_dir``; the name ``edgedepth run`` should load (or the
-    binary's name for targets it cannot run)."""
-    if downloaded.suffix == ".zip":
+def option_value(options: str, name: str) -> str | None:
+    """The value of ``--name`` in a job's option string."""
+    words = shlex.split(options)
+    flag = f"--{name}"
+    return words[words.index(flag) + 1] if flag in words[:-1] else None
+
+
+def choose_qairt_version(client: Any, compile_options: str) -> dict[str, Any]:
+    """The QAIRT version to compile with: the user's ``--qairt_version``, else the newest one AI
+    Hub offers that is no newer than the QNN in the local onnxruntime-qnn (its major.minor when
+    the list is unavailable). Returns what goes into the manifest."""
+    package, local = qnn_versions()
+    chosen: dict[str, Any] = {"onnxruntime_qnn": package, "qnn_local": local}
+    requested = option_value(compile_options, "qairt_version")
+    if requested:
+        chosen["qairt_version"] = requested
+        if local and requested[:1].isdigit() and version_tuple(requested) > version_tuple(local):
+            log.warning(
+                "aihub: --qairt_version %s is newer than QNN %s in onnxruntime-qnn %s: the "
+                "artifact will not load on this machine",
+                requested,
+                local,
+                package,
+            )
+        return chosen
+    if local is None:
+        log.info("aihub: onnxruntime-qnn is not installed here: compiling with AI Hub's default")
+        chosen["qairt_version"] = None
+        return chosen
+    newest = version_tuple(local)[:2]
+    offered: list[str] = []
+    with contextlib.suppress(Exception):  # an old client or a transient error: use major.minor
+        offered = [
+            framework.api_version
+            for framework in client.get_frameworks()
+            if framework.name.upper() in ("QAIRT", "QNN")
+        ]
+    usable = [v for v in offered if v[:1].isdigit() and version_tuple(v)[:2] <= newest]
+    if offered and not usable:
+        raise EdgedepthError(
+            f"AI Hub offers QAIRT {', '.join(offered)}, all newer than QNN {local} in "
+            f"onnxruntime-qnn {package}: a binary from them would not load here. Upgrade "
+            "onnxruntime-qnn (pip install -U 'edgedepth[qnn]'), or force one with "
+            "--compile-options '--qairt_version X'"
+        )
+    chosen["qairt_version"] = (
+        max(usable, key=version_tuple) if usable else ".".join(map(str, newest))
+    )
+    chosen["qairt_offered"] = offered
+    return chosen
+
+
+def unpack_artifact(downloaded: Path, out_dir: Path, target_runtime: str) -> str | None:
+    """Put what the client downloaded into ``out_dir``; the path (relative, POSIX) of the model
+    ``edgedepth run`` should load, or None for targets it cannot run.
+
+    A ``precompiled_qnn_onnx`` target arrives as ``<name>.onnx.zip`` holding
+    ``job_<id>_optimized_onnx/model.onnx`` (the EPContext model) and ``model.bin`` (the context
+    binary it names); the folder is kept as AI Hub made it."""
+    if downloaded.is_dir():  # an extracted directory model
+        files = [downloaded / name for name in os.listdir(downloaded)]
+        target = out_dir / downloaded.name
+        shutil.move(str(downloaded), target)
+        extracted = [target / file.name for file in files]
+    elif zipfile.is_zipfile(downloaded):
         with zipfile.ZipFile(downloaded) as archive:
+            names = [name for name in archive.namelist() if not name.endswith("/")]
             archive.extractall(out_dir)
         downloaded.unlink()
-    elif downloaded.is_dir():
-        for item in downloaded.iterdir():
-            shutil.move(str(item), out_dir / item.name)
-        downloaded.rmdir()
-    onnx_files = sorted(p for p in out_dir.rglob("*.onnx") if p.name != "model.onnx")
-    if target_runtime in ("precompiled_qnn_onnx", "onnx") and onnx_files:
-        return str(onnx_files[0].relative_to(out_dir))
-    files = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name != "manifest.json")
-    return str(files[0].relative_to(out_dir)) if files else downloaded.name
+        extracted = [out_dir / name for name in names]
+    else:
+        target = out_dir / downloaded.name
+        if downloaded.resolve() != target.resolve():
+            shutil.move(str(downloaded), target)
+        extracted = [target]
+    onnx_files = [path for path in extracted if path.suffix == ".onnx"]
+    if target_runtime == "precompiled_qnn_onnx":
+        context_models = [path for path in onnx_files if is_context_model(path)]
+        if len(context_models) != 1:
+            found = ", ".join(sorted(p.relative_to(out_dir).as_posix() for p in extracted))
+            raise EdgedepthError(
+                f"AI Hub artifact {downloaded.name}: expected one EPContext model, found {found}"
+            )
+        return context_models[0].relative_to(out_dir).as_posix()
+    if target_runtime == "onnx" and len(onnx_files) == 1:
+        return onnx_files[0].relative_to(out_dir).as_posix()
+    return None
 
 
-def profile_summary(profile: dict[str, Any]) -> dict[str, Any]:
+def download_artifact(compile_job: Any, out_dir: Path, target_runtime: str) -> str | None:
+    """Download a finished compile job's target model into ``out_dir`` (see
+    :func:`unpack_artifact`); shared by ``deploy compile --aihub`` and ``deploy status``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with hub_errors(f"compile job {compile_job.job_id}"):
+        downloaded = compile_job.download_target_model(str(out_dir / "aihub_target"))
+    if downloaded is None:
+        raise EdgedepthError(f"AI Hub compile job {compile_job.job_id} has no target model")
+    run_model = unpack_artifact(Path(downloaded), out_dir, target_runtime)
+    if run_model is None:
+        print(
+            f"artifact: {target_runtime} is not runnable by `edgedepth run` "
+            "(use --target-runtime precompiled_qnn_onnx for that)",
+            file=sys.stderr,
+        )
+    return run_model
+
+
+def profile_summary(profile: dict[str, Any], job: Any) -> dict[str, Any]:
     """Latency (ms), peak memory (MB) and where the layers ran, from a profile dictionary."""
-    summary = profile.get("execution_summary", {})
+    summary = (profile or {}).get("execution_summary") or {}
+    if summary.get("estimated_inference_time") is None:
+        raise EdgedepthError(
+            f"AI Hub job {job.job_id} returned no profile (was it submitted with profiling?) "
+            f"({job.url})"
+        )
     peak = summary.get("inference_memory_peak_range") or (None, None)
     units = Counter(layer.get("compute_unit", "?") for layer in profile.get("execution_detail", []))
     return {
@@ -136,6 +272,63 @@ def profile_summary(profile: dict[str, Any]) -> dict[str, Any]:
         "peak_memory_mb": [None if b is None else round(b / 2**20, 1) for b in peak],
         "layers_by_compute_unit": dict(units),
     }
+
+
+def profiles_in_inference_jobs(client: Any) -> bool:
+    """qai-hub >= 0.56: inference jobs profile (``profile=True``) and ``submit_profile_job`` is
+    deprecated; older clients need a profile job and an inference job."""
+    return "profile" in inspect.signature(client.submit_inference_job).parameters
+
+
+def run_on_device(
+    client: Any,
+    target_model: Any,
+    device: Any,
+    frames: list[np.ndarray],
+    profile_options: str,
+    save: Any,
+    results: dict[str, Any],
+) -> list[np.ndarray]:
+    """Profile and run the compiled model on the device; fills ``results["profile"]`` and
+    ``results["inference"]``; the device's outputs. One job where the client allows it."""
+    inputs = {INPUT_NAME: list(frames)}
+    if profiles_in_inference_jobs(client):
+        with hub_errors("inference"):
+            job = client.submit_inference_job(
+                model=target_model, device=device, inputs=inputs, options=profile_options,
+                profile=True,
+            )  # fmt: skip
+        results["inference"] = {"job_id": job.job_id, "url": job.url, "profiled": True}
+        results["profile"] = {"job_id": job.job_id, "url": job.url}
+        save()
+        wait_for(job, "inference")
+        profile_job = inference_job = job
+    else:
+        with hub_errors("profile"):
+            profile_job = client.submit_profile_job(
+                model=target_model, device=device, options=profile_options
+            )
+        results["profile"] = {"job_id": profile_job.job_id, "url": profile_job.url}
+        save()
+        wait_for(profile_job, "profile")
+        version = option_value(profile_options, "qairt_version")
+        options = f"--qairt_version {version}" if version else ""
+        with hub_errors("inference"):
+            inference_job = client.submit_inference_job(
+                model=target_model, device=device, inputs=inputs, options=options
+            )
+        results["inference"] = {"job_id": inference_job.job_id, "url": inference_job.url}
+        save()
+        wait_for(inference_job, "inference")
+    with hub_errors(f"profile of job {profile_job.job_id}"):
+        profile = profile_job.download_profile()
+    results["profile"].update(profile_summary(profile, profile_job))
+    save()
+    with hub_errors(f"outputs of job {inference_job.job_id}"):
+        outputs = inference_job.download_output_data()
+    if not outputs:
+        raise EdgedepthError(f"AI Hub inference job {inference_job.job_id} returned no outputs")
+    return next(iter(outputs.values()))
 
 
 def compile_on_aihub(
@@ -148,56 +341,67 @@ def compile_on_aihub(
     profile_options: str = "--max_profiler_iterations 20",
     frames: list[np.ndarray],
     reference_outputs: list[np.ndarray],
-    hub: Any = None,
+    client: Any = None,
 ) -> dict[str, Any]:
-    """Compile → download → profile → inference → compare. Results go into
-    ``out_dir/manifest.json`` under ``aihub`` after every step, so an interrupted run keeps
-    its job ids (``edgedepth deploy status JOB_ID --out DIR`` resumes)."""
+    """Compile → download → profile and inference (one job on qai-hub >= 0.56) → compare.
+    Results go into ``out_dir/manifest.json`` under ``aihub`` after every step, so an
+    interrupted run keeps its job ids (``edgedepth deploy status JOB_ID --out DIR`` resumes)."""
     if target_runtime not in TARGET_RUNTIMES:
         raise EdgedepthError(f"--target-runtime {target_runtime!r}: one of {TARGET_RUNTIMES}")
-    hub = hub or _hub()
-    check_reachable(check_credentials())
+    hub = _hub()
+    settings = check_credentials()
+    check_reachable(settings.api_url)
+    client = client or open_client()
     manifest = read_manifest(model_dir)
     (graph_input,) = manifest["inputs"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifest["reference_model"] = _keep_reference(model_dir, out_dir, manifest)
     results: dict[str, Any] = {"device": device, "target_runtime": target_runtime}
 
     def save() -> None:
         write_manifest(out_dir, {**manifest, "aihub": results})
 
-    target = hub.Device(device)
-    options = f"--target_runtime {target_runtime} {compile_options}".strip()
-    compile_job = hub.submit_compile_job(
-        model=str(model_dir / "model.onnx"),
-        device=target,
-        name=f"edgedepth {manifest['model']['encoder']} {manifest['depth_kind']}",
-        input_specs={INPUT_NAME: (tuple(graph_input["shape"]), "float32")},
-        options=options,
+    qairt = choose_qairt_version(client, compile_options)
+    results.update(qairt)
+    version_option = (
+        f"--qairt_version {qairt['qairt_version']}"
+        if qairt["qairt_version"] and not option_value(compile_options, "qairt_version")
+        else ""
     )
+    target = hub.Device(device)
+    options = " ".join(
+        part for part in (f"--target_runtime {target_runtime}", version_option, compile_options)
+        if part
+    )  # fmt: skip
+    with hub_errors("compile"):
+        compile_job = client.submit_compile_job(
+            model=str(model_dir / "model.onnx"),
+            device=target,
+            name=f"edgedepth {manifest['model']['encoder']} {manifest['depth_kind']}",
+            input_specs={INPUT_NAME: (tuple(graph_input["shape"]), "float32")},
+            options=options,
+        )
     results["compile"] = {"job_id": compile_job.job_id, "url": compile_job.url, "options": options}
     save()
     wait_for(compile_job, "compile")
     run_model = download_artifact(compile_job, out_dir, target_runtime)
-    manifest["run_model"] = run_model
+    if run_model is not None:
+        manifest["run_model"] = run_model
     results["artifact"] = run_model
+    with hub_errors(f"compile job {compile_job.job_id}"):
+        target_model = compile_job.get_target_model()
+        results["target_qairt"] = _qairt_of(target_model)
     save()
+    if run_model is not None and is_context_model(out_dir / run_model):
+        try:
+            check_context_version(out_dir / run_model)
+        except EdgedepthError as newer:
+            log.warning("aihub: %s", newer)
 
-    target_model = compile_job.get_target_model()
-    profile_job = hub.submit_profile_job(model=target_model, device=target, options=profile_options)
-    results["profile"] = {"job_id": profile_job.job_id, "url": profile_job.url}
-    save()
-    wait_for(profile_job, "profile")
-    results["profile"].update(profile_summary(profile_job.download_profile()))
-    save()
-
-    inference_job = hub.submit_inference_job(
-        model=target_model, device=target, inputs={INPUT_NAME: list(frames)}
+    device_options = " ".join(part for part in (profile_options, version_option) if part)
+    device_outputs = run_on_device(
+        client, target_model, target, frames, device_options, save, results
     )
-    results["inference"] = {"job_id": inference_job.job_id, "url": inference_job.url}
-    save()
-    wait_for(inference_job, "inference")
-    outputs = inference_job.download_output_data()
-    device_outputs = next(iter(outputs.values()))
     results["inference"]["accuracy_vs_cpu"] = compare_depth(device_outputs, reference_outputs)
     save()
 
@@ -208,36 +412,50 @@ def compile_on_aihub(
         f"layers {profile['layers_by_compute_unit']}"
     )
     print(format_comparison("device vs local CPU", results["inference"]["accuracy_vs_cpu"]))
-    print(f"artifact: {out_dir / run_model}")
+    if run_model is not None:
+        print(f"artifact: {out_dir / run_model} (QAIRT {results['target_qairt'] or '?'})")
     return results
 
 
-def download_artifact(compile_job: Any, out_dir: Path, target_runtime: str) -> str:
-    downloaded = compile_job.download_target_model(str(out_dir / "aihub_target"))
-    if downloaded is None:
-        raise EdgedepthError(f"AI Hub compile job {compile_job.job_id} has no target model")
-    return unpack_artifact(Path(downloaded), out_dir, target_runtime)
-
-
-def job_status(job_id: str, out_dir: Path | None = None, hub: Any = None) -> dict[str, Any]:
-    """Print a job's state; a finished compile job's artifact is downloaded into ``out_dir``."""
-    hub = hub or _hub()
-    check_reachable(check_credentials())
+def _keep_reference(model_dir: Path, out_dir: Path, manifest: dict[str, Any]) -> str:
+    """The float model stays reachable from ``out_dir`` (runtime auto falls back to it on a
+    machine without an NPU): its path relative to ``out_dir``, copied in if it is elsewhere."""
+    source = model_dir / manifest.get("reference_model", "model.onnx")
     try:
-        job = hub.get_job(job_id)
-    except Exception as exc:
-        raise EdgedepthError(f"AI Hub job {job_id}: {exc}") from None
-    status = job.get_status()
+        return source.resolve().relative_to(out_dir.resolve()).as_posix()
+    except ValueError:
+        shutil.copyfile(source, out_dir / "model.onnx")
+        return "model.onnx"
+
+
+def _qairt_of(model: Any) -> str | None:
+    """The QAIRT SDK version AI Hub records in a compiled model's metadata."""
+    hub = _hub()
+    try:
+        metadata = model.metadata
+    except Exception:  # older clients and services do not record it
+        return None
+    return metadata.get(hub.client.ModelMetadataKey.QAIRT_SDK_VERSION)
+
+
+def job_status(job_id: str, out_dir: Path | None = None, client: Any = None) -> dict[str, Any]:
+    """Print a job's state; a finished compile job's artifact is downloaded into ``out_dir``
+    exactly as ``deploy compile --aihub`` does."""
+    settings = check_credentials()
+    check_reachable(settings.api_url)
+    client = client or open_client()
+    with hub_errors(f"job {job_id}"):
+        job = client.get_job(job_id)
+        status = job.get_status()
     print(f"job {job_id} ({type(job).__name__}): {status.code.lower()} {status.message or ''}")
-    result = {"job_id": job_id, "state": status.code}
+    result: dict[str, Any] = {"job_id": job_id, "state": status.code}
     if out_dir is not None and status.success and hasattr(job, "download_target_model"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        target_runtime = next(
-            (r for r in TARGET_RUNTIMES if r in str(getattr(job, "options", ""))),
-            "precompiled_qnn_onnx",
-        )
+        target_runtime = option_value(str(getattr(job, "options", "")), "target_runtime")
+        target_runtime = target_runtime or "precompiled_qnn_onnx"
         result["artifact"] = download_artifact(job, out_dir, target_runtime)
         manifest = read_manifest(out_dir)
-        write_manifest(out_dir, {**manifest, "run_model": result["artifact"]})
-        print(f"artifact: {out_dir / result['artifact']}")
+        if result["artifact"] is not None:
+            manifest["run_model"] = result["artifact"]
+            print(f"artifact: {out_dir / result['artifact']}")
+        write_manifest(out_dir, manifest)
     return result

@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
             "source_config": str(target.loaded.path),
             "checkpoint": str(target.backend_options.checkpoint or "official or random"),
             "checkpoint_sha256": weights_id,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
     write_manifest(out_dir, manifest)

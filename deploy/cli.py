@@ -256,7 +256,6 @@ def status(job_id: str, out_dir: Path | None, debug: bool) -> None:
     from edgedepth.deploy import aihub
 
     with user_errors(debug):
-        aihub.check_credentials()
         aihub.job_status(job_id, out_dir)
 
 

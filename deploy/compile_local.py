@@ -14,7 +14,7 @@ import numpy as np
 from edgedepth.deploy.artifact import model_inputs, write_manifest
 from edgedepth.deploy.compare import compare_depth
 from edgedepth.errors import EdgedepthError
-from edgedepth.ort_session import QnnOptions, cpu_session, qnn_session
+from edgedepth.ort_session import QnnOptions, cpu_session, qnn_session, qnn_versions
 
 log = logging.getLogger("edgedepth")
 
@@ -40,17 +40,20 @@ def compile_local(
         for name in {"model.onnx", manifest.get("reference_model", "model.onnx")}:
             shutil.copyfile(model_dir / name, out_dir / name)
     started = time.perf_counter()
-    qnn_session(out_dir / "model.onnx", qnn, out_dir / CONTEXT_MODEL)
+    qnn_session(out_dir / "model.onnx", qnn, out_dir / CONTEXT_MODEL, offline=True)
     seconds = time.perf_counter() - started
     binaries = sorted(out_dir.glob("model_ctx*.bin"))
     if not (out_dir / CONTEXT_MODEL).exists() or not binaries:
         raise EdgedepthError(f"QNN wrote no context binary into {out_dir}")
     soc, arch = qnn.target
+    package, qnn_sdk = qnn_versions()
     manifest = {
         **manifest,
         "run_model": CONTEXT_MODEL,
         "qnn": {
             "device": qnn.device,
+            "onnxruntime_qnn": package,
+            "qnn_sdk": qnn_sdk,
             "soc_model": soc,
             "htp_arch": arch,
             "precision": qnn.precision,

@@ -145,12 +145,15 @@ def run(
 
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        # SIGTERM everywhere; Ctrl+Break (SIGBREAK) on Windows: the same clean stop as Ctrl-C.
+        stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
+        previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
         try:
             pipeline = Pipeline.from_config(loaded, registry)
             result = pipeline.run()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
         if loaded.config.runtime.summary:
             click.echo(result.stats.format_table(), err=True)
             for line in format_outputs(result.outputs):
@@ -169,14 +172,20 @@ def run(
                 f"{result.stats.frames_out} frames finished and finalised",
                 err=True,
             )
-        if result.stragglers:
-            # A plugin call that could not be cancelled is still running in native code: the
-            # sinks are finalised, so leave without tearing the interpreter down under it.
-            log.debug("exiting while %s still run", ", ".join(result.stragglers))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(result.exit_code)
+        if result.unfinished:
+            exit_now(result.exit_code, result.unfinished)
         sys.exit(result.exit_code)
+
+
+def exit_now(code: int, busy_threads: list[str]) -> None:
+    """Leave without interpreter shutdown. A daemon thread still inside native code (a QNN
+    graph runs as one uninterruptible call) would be torn down mid-call by it: the C++ runtime
+    aborts ("terminate called…", exit 134). Everything recorded is already finalised."""
+    log.info("not waiting for %s (inside a native call); exiting", ", ".join(busy_threads))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.command()
@@ -252,4 +261,10 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    from edgedepth.host import check_python
+
+    unsupported = check_python()
+    if unsupported:  # before anything else fails in a less helpful way
+        click.echo(f"error: {unsupported}", err=True)
+        sys.exit(2)
     build_cli()(prog_name="edgedepth")

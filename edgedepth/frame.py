@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 
-class DepthKind(str, enum.Enum):
+class DepthKind(str, enum.Enum):  # noqa: UP042 (StrEnum would change str(kind))
     """What the numbers of a depth map mean."""
 
     #: Larger is nearer, unknown scale and shift (DepthAnythingV2's relative head).

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.deploy.cli",
     "edgedepth.plugins.bench_command",
     "edgedepth.plugins.eval_command",
+    "edgedepth.plugins.doctor_command",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)

@@ -71,9 +71,9 @@ class RunResult:
     error: StageFailed | None = None
     #: "SIGINT" / "SIGTERM" when interrupted, "stop" when a stage asked to end the run.
     stopped_by: str | None = None
-    #: Threads still inside a plugin call when the run returned (a call that cannot be
-    #: cancelled); the process should exit without waiting for them.
-    stragglers: list[str] = field(default_factory=list)
+    #: Stage threads still inside a call that could not be cancelled (e.g. a QNN graph, which
+    #: runs as one native call): the process must exit without waiting for them.
+    unfinished: list[str] = field(default_factory=list)
     #: What the sinks wrote (files and folders), for the summary.
     outputs: list[SinkOutput] = field(default_factory=list)
 
@@ -132,7 +132,7 @@ class PipelineRun:
             self._thread(f"sink-{i}", SINK, self._sink_loop(sink, queue), None, sink, queue)
             for i, (sink, queue) in enumerate(zip(p.sinks, self.to_sinks, strict=True))
         ]
-        stragglers: list[str] = []
+        unfinished: list[str] = []
         try:
             try:
                 for thread in workers + sink_threads:
@@ -140,17 +140,26 @@ class PipelineRun:
                 self._wait_until_done_or_stopping(workers + sink_threads)
             except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM raised as one
                 self.stop(getattr(interrupt, "signal_name", "SIGINT"))
-            stragglers = self._finish(
-                [t for t in workers if t.ident], [t for t in sink_threads if t.ident]
-            )
+            try:
+                unfinished = self._finish(
+                    [t for t in workers if t.ident], [t for t in sink_threads if t.ident]
+                )
+            except KeyboardInterrupt:
+                log.warning("interrupted again: not waiting any longer for the sinks")
+                unfinished = [t.name for t in workers + sink_threads if t.is_alive()]
         finally:
             self.progress.close()
-            for stage in [p.resize, p.backend, *p.postprocessors]:
-                self._close(stage)
+            busy = {t.name for t in workers if t.is_alive()}
+            # Closing a stage while its thread is still inside it would free what it uses.
+            stage_threads = [(p.resize, "preprocess"), (p.backend, "backend")]
+            stage_threads += [(stage, "postprocess") for stage in p.postprocessors]
+            for stage, thread_name in stage_threads:
+                if thread_name not in busy:
+                    self._close(stage)
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self.upstream, *self.to_sinks] if q.dropped
         }
-        return RunResult(self.stats, self.error, self.stopped_by, stragglers, self._outputs())
+        return RunResult(self.stats, self.error, self.stopped_by, unfinished, self._outputs())
 
     def _outputs(self) -> list[SinkOutput]:
         outputs: list[SinkOutput] = []
@@ -184,7 +193,10 @@ class PipelineRun:
             deadline = time.monotonic() + CANCEL_GRACE_SECONDS
             for thread in workers:
                 thread.join(max(0.0, deadline - time.monotonic()))
-        return [thread.name for thread in [*workers, *sink_threads] if thread.is_alive()]
+        unfinished = [thread.name for thread in [*workers, *sink_threads] if thread.is_alive()]
+        for name in unfinished:
+            log.info("stage %s is still inside a call that cannot be cancelled", name)
+        return unfinished
 
     # --- stopping and failing ---------------------------------------------------------------------
 

@@ -3,9 +3,14 @@
 These are structural (``typing.Protocol``): a plugin needs no base class, only these methods.
 Two methods are optional everywhere, and called when present:
 
-- ``close()``: on every way out (end of stream, error, Ctrl-C, SIGTERM), once.
-- ``cancel()``: from another thread, when the run is stopped while the stage may be inside a
-  long call (a backend's inference): make that call return or raise soon.
+- ``close()``: on every way out (end of stream, error, Ctrl-C, SIGTERM), once — but not while
+  the stage's thread is still inside a call that could not be cancelled.
+- ``cancel()``: when the run stops (Ctrl-C, SIGTERM, an error, a stage asking to stop), from
+  another thread, on the stages before the sinks, so that a long call in progress (an
+  inference of seconds) returns soon, e.g. by setting ONNX Runtime's ``RunOptions.terminate``.
+  It must be thread-safe and may be called more than once; the interrupted call may raise.
+  ``edgedepth run`` exits without waiting for a call that cannot be cancelled (the sinks are
+  finalised first).
 
 A stage that waits (for a device, a subscriber, a frame time) should wait on
 ``context.stop_requested`` rather than sleep, so that a stop request interrupts it.

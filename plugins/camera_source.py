@@ -1,11 +1,13 @@
 """``camera``: a live camera through PyAV's device inputs (v4l2 on Linux, dshow on Windows,
-avfoundation on macOS), or through OpenCV when it is installed and asked for."""
+avfoundation on macOS), or through OpenCV when it is installed and asked for.
+
+``device: 0`` works everywhere without OpenCV: on Windows the index is resolved to the camera's
+DirectShow name (``edgedepth doctor`` lists the cameras and their indices)."""
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,18 +15,25 @@ import av
 from pydantic import Field
 
 import edgedepth
+from edgedepth.cameras import CameraDevice, default_format, dshow_device, list_cameras
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.stages import BuildContext, SourceInfo
 
-DEVICE_FORMATS = {"linux": "v4l2", "win32": "dshow", "darwin": "avfoundation"}
+#: Asked for when the config gives no size/rate. Nearly every UVC webcam offers 640×480 at 30
+#: fps; DepthAnythingV2 works at 350–518 px anyway; and DirectShow's own default is the first
+#: format the driver lists, often its largest size at 5–15 fps, which would cap the pipeline.
+DEFAULT_SIZE = (640, 480)
+DEFAULT_FPS = 30.0
 
 
 class CameraOptions(StrictModel):
-    #: Index (0 → /dev/video0 on Linux) or a device string: ``/dev/video2``,
-    #: ``video=Integrated Camera`` (Windows dshow), ``0`` (macOS avfoundation).
+    #: Index (0 → /dev/video0 on Linux, the first DirectShow camera on Windows) or a device
+    #: string: ``/dev/video2``, ``Integrated Camera`` / ``video=Integrated Camera`` (Windows),
+    #: ``0`` (macOS avfoundation).
     device: int | str = 0
+    #: Capture size and rate; omitted: 640×480 at 30 fps if the camera offers it, else its own.
     width: int | None = Field(None, gt=0)
     height: int | None = Field(None, gt=0)
     fps: float | None = Field(None, gt=0)
@@ -34,37 +43,53 @@ class CameraOptions(StrictModel):
     input_format: str | None = None
 
 
-def _device_string(device: int | str, input_format: str) -> str:
+def _device_string(
+    device: int | str,
+    input_format: str,
+    cameras: Callable[[], list[CameraDevice]] = lambda: list_cameras("dshow"),
+) -> str:
+    """What FFmpeg opens for ``device``: an index becomes /dev/videoN (v4l2), the camera's
+    DirectShow name (dshow, listed through FFmpeg) or stays an index (avfoundation)."""
     if isinstance(device, str) and not device.isdigit():
+        if input_format == "dshow" and not device.startswith(("video=", "audio=")):
+            return f"video={device}"
         return device
     index = int(device)
     if input_format == "v4l2":
         return f"/dev/video{index}"
     if input_format == "dshow":
-        raise EdgedepthError(
-            f"camera: device {index}: on Windows give the camera's name, e.g. "
-            "device: 'video=Integrated Camera' (list them with "
-            "`ffmpeg -list_devices true -f dshow -i dummy`), or install the `cv` extra and "
-            "set api: opencv to use an index"
-        )
+        return dshow_device(index, cameras())
     return str(index)
 
 
 class PyAVCamera:
     def __init__(self, options: CameraOptions) -> None:
-        input_format = options.input_format or DEVICE_FORMATS.get(sys.platform, "v4l2")
+        input_format = options.input_format or default_format()
         device = _device_string(options.device, input_format)
         if input_format == "v4l2" and not Path(device).exists():
             raise EdgedepthError(f"camera: {device} not found (no such video device)")
-        device_options: dict[str, str] = {}
+        asked = {}
         if options.width and options.height:
-            device_options["video_size"] = f"{options.width}x{options.height}"
+            asked["video_size"] = f"{options.width}x{options.height}"
         if options.fps:
-            device_options["framerate"] = f"{options.fps:g}"
-        try:
-            self._container = av.open(device, format=input_format, options=device_options)
-        except (av.FFmpegError, OSError) as exc:
-            raise EdgedepthError(f"camera: cannot open {device} ({input_format}): {exc}") from None
+            asked["framerate"] = f"{options.fps:g}"
+        defaults = {
+            "video_size": f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
+            "framerate": f"{DEFAULT_FPS:g}",
+        }
+        # Our default first; if the camera does not offer it, whatever it does by itself.
+        attempts = [{**defaults, **asked}]
+        if not asked.keys() >= defaults.keys():
+            attempts.append(asked)
+        for attempt, device_options in enumerate(attempts, 1):
+            try:
+                self._container = av.open(device, format=input_format, options=device_options)
+                break
+            except (av.FFmpegError, OSError) as exc:
+                if attempt == len(attempts):
+                    raise EdgedepthError(
+                        f"camera: cannot open {device} ({input_format}): {exc}"
+                    ) from None
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         self.info = SourceInfo(

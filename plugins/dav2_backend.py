@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import onnxruntime as ort
 from pydantic import Field, model_validator
 
 import edgedepth
@@ -26,8 +27,10 @@ from edgedepth.ort_session import (
     QnnOptions,
     cpu_session,
     is_context_model,
+    no_npu_reason,
     qnn_has_npu,
     qnn_session,
+    qnn_target,
 )
 from edgedepth.stages import BuildContext
 
@@ -82,6 +85,16 @@ def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
     raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
 
 
+def _reference_model(folder: Path, model_path: Path, manifest: dict[str, Any]) -> Path | None:
+    """The float model a deploy folder keeps beside its context binary (CPU fallback); its
+    manifest names it relative to the folder."""
+    name = manifest.get("reference_model")
+    reference = folder / name if name else None
+    if reference is None or reference.resolve() == model_path.resolve():
+        return None
+    return reference if reference.is_file() and not is_context_model(reference) else None
+
+
 def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, str]:
     """The torch model the options describe and an id of its weights (checkpoint sha256):
     random weights, the given checkpoint, or the official one (fetched into the cache)."""
@@ -128,6 +141,7 @@ class DAv2Backend:
         self.session: Any = None
         self.graph: Any = None  # the torch runtime's module
         if options.model is not None:
+            folder = Path(options.model) if Path(options.model).is_dir() else None
             model_path, manifest = _resolve_model_file(Path(options.model))
             self.normalize_in_graph = manifest.get("graph", {}).get(
                 "normalize", options.graph.normalize
@@ -136,7 +150,8 @@ class DAv2Backend:
                 manifest.get("depth_kind")
                 or (DepthKind.METRIC_METERS if kind == "metric" else DepthKind.RELATIVE_DISPARITY)
             )
-            self._open_session(model_path, context, context_dir=None)
+            reference = _reference_model(folder or model_path.parent, model_path, manifest)
+            self._open_session(model_path, context, context_dir=None, reference=reference)
         else:
             self._from_checkpoint(context)
 
@@ -173,31 +188,43 @@ class DAv2Backend:
         self.runtime_description = f"torch ({device})"
         log.info("backend: runtime torch on %s", device)
 
-    def _open_session(self, model_path: Path, context: BuildContext, context_dir: Path | None):
+    def _open_session(
+        self,
+        model_path: Path,
+        context: BuildContext,
+        context_dir: Path | None,
+        reference: Path | None = None,
+    ) -> None:
         runtime = self.options.runtime
         context_model = is_context_model(model_path)
         if runtime == "auto":
-            runtime = "qnn" if context_model or qnn_has_npu() else "onnx-cpu"
-            log.info(
-                "backend: runtime auto → %s (%s)",
-                runtime,
-                "a QNN context model"
-                if context_model
-                else "QNN EP has an NPU"
-                if runtime == "qnn"
-                else "no QNN NPU on this machine",
-            )
+            if qnn_has_npu():
+                runtime, why = "qnn", f"NPU: {qnn_target().description}"
+            elif context_model and reference is None:
+                runtime, why = "qnn", "a QNN context model with no float model beside it"
+            else:
+                runtime, why = "onnx-cpu", f"no NPU: {no_npu_reason()}"
+            log.info("backend: runtime auto → %s (%s)", runtime, why)
         if context_model and runtime != "qnn":
-            raise EdgedepthError(f"{model_path} is a QNN context model: it needs runtime qnn")
+            if reference is None:
+                raise EdgedepthError(f"{model_path} is a QNN context model: it needs runtime qnn")
+            model_path, context_model = reference, False  # the float model it was compiled from
         if runtime == "qnn":
-            cache = None
-            if not context_model:
-                folder = context_dir or self._qnn_cache_dir(model_path, context.cache_dir)
-                cache = folder / f"{self.options.qnn.context_tag}_ctx.onnx"
-            self.session = qnn_session(model_path, self.options.qnn, cache)
-        else:
+            try:
+                self.session = self._qnn_session(model_path, context, context_dir, context_model)
+            except EdgedepthError as failure:
+                fallback = reference if context_model else model_path
+                if self.options.runtime != "auto" or fallback is None:
+                    raise
+                log.warning(
+                    "backend: runtime auto: no QNN session (%s); falling back to onnx-cpu", failure
+                )
+                runtime, model_path = "onnx-cpu", fallback
+        if runtime == "onnx-cpu":
             self.session = cpu_session(model_path, self.options.threads)
         self.runtime_description = runtime
+        # Setting ``terminate`` on these makes a running session.run return (see cancel()).
+        self._run_options = ort.RunOptions()
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.output_name = self.session.get_outputs()[0].name
@@ -208,6 +235,15 @@ class DAv2Backend:
                 f"delivers {self.input_size[0]}×{self.input_size[1]}: set preprocess.resize "
                 f"(none for a graph that resizes inside, or fixed {expected[1]}×{expected[0]})"
             )
+
+    def _qnn_session(
+        self, model_path: Path, context: BuildContext, context_dir: Path | None, context_model: bool
+    ) -> Any:
+        cache = None
+        if not context_model:
+            folder = context_dir or self._qnn_cache_dir(model_path, context.cache_dir)
+            cache = folder / f"{self.options.qnn.context_tag(qnn_target())}_ctx.onnx"
+        return qnn_session(model_path, self.options.qnn, cache)
 
     @staticmethod
     def _qnn_cache_dir(model_path: Path, cache_dir: Path) -> Path:
@@ -227,8 +263,17 @@ class DAv2Backend:
             with torch.inference_mode():
                 depth = self.graph(torch.from_numpy(tensor).to(self.device))
             return depth[0, 0].float().cpu().numpy()
-        (depth,) = self.session.run([self.output_name], {self.input_name: tensor})
+        (depth,) = self.session.run(
+            [self.output_name], {self.input_name: tensor}, self._run_options
+        )
         return depth[0, 0]
+
+    def cancel(self) -> None:
+        """Make a running ONNX Runtime call return (from another thread, when the run stops).
+        ORT checks the flag between nodes; a QNN graph runs as one node and finishes first."""
+        run_options = getattr(self, "_run_options", None)
+        if run_options is not None:
+            run_options.terminate = True
 
     def close(self) -> None:
         self.session = None

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import os
+import platform
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,73 @@ import yaml
 
 TESTS = Path(__file__).parent
 SLEEPY = str(TESTS / "plugins" / "sleepy.py")
+
+#: Markers applied from what a test imports (the Windows-on-Arm64 CI runs the rest: it has
+#: neither torch nor OpenCV): top-level package → marker.
+IMPORT_MARKERS = {"torch": "torch", "transformers": "torch", "cv2": "opencv"}
+
+
+def _imported(tree: ast.AST) -> set[str]:
+    """Top-level packages a piece of code imports, or asks for with pytest.importorskip."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "importorskip"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.add(str(node.args[0].value))
+    return names
+
+
+@functools.cache
+def _module_needs(path: Path) -> frozenset[str]:
+    """Markers a test module (or a helper it imports from tests/) needs at module level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = ast.Module(
+        body=[n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))],
+        type_ignores=[],
+    )
+    needs = set()
+    for name in _imported(top_level):
+        root = name.split(".")[0]
+        if root in IMPORT_MARKERS:
+            needs.add(IMPORT_MARKERS[root])
+        if root == "tests" and "." in name:
+            helper = TESTS / (name.split(".", 1)[1].replace(".", "/") + ".py")
+            needs |= _module_needs(helper) if helper.is_file() else set()
+    return frozenset(needs)
+
+
+#: For tests that signal a child process (SIGINT, SIGTERM, SIGKILL): Windows has no such
+#: delivery (send_signal terminates the process instead).
+POSIX_SIGNALS = pytest.mark.skipif(
+    sys.platform == "win32", reason="sends POSIX signals to a child process"
+)
+
+#: The `qnn` tests run on Qualcomm's HTP emulator, which only the Linux x86-64 onnxruntime-qnn
+#: wheel ships (on a Windows runner without an NPU the QNN EP offers no device at all).
+QNN_EMULATOR = sys.platform == "linux" and platform.machine() == "x86_64"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    no_emulator = pytest.mark.skip(reason="needs the QNN HTP emulator (Linux x86-64)")
+    for item in items:
+        if item.get_closest_marker("qnn") and not QNN_EMULATOR:
+            item.add_marker(no_emulator)
+        needs = set(_module_needs(Path(item.path)))
+        function = getattr(item, "function", None)
+        if function is not None:
+            source = textwrap.dedent(inspect.getsource(function))
+            needs |= {IMPORT_MARKERS[n.split(".")[0]] for n in _imported(ast.parse(source))
+                      if n.split(".")[0] in IMPORT_MARKERS}  # fmt: skip
+        for marker in sorted(needs):
+            item.add_marker(marker)
 
 
 def run_edgedepth(

@@ -134,7 +134,7 @@ def test_local_compile_verify_and_run_without_torch(tmp_path, lpcvc_config):
     run_config.write_text(
         "source: {type: synthetic, frames: 2, width: 320, height: 240}\n"
         "preprocess: {resize: {policy: none}}\n"
-        "backend: {type: dav2-relative, model: ctx}\n"
+        "backend: {type: dav2-relative, model: ctx, runtime: qnn}\n"
         "sinks: [{type: npy, dir: out_ctx}]\n"
     )
     run = subprocess.run(

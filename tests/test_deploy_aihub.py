@@ -1,149 +1,316 @@
-"""`edgedepth deploy compile --aihub` against a fake AI Hub (the service cannot be reached here):
-the whole flow, the calls checked against the installed client, and the errors a user meets
-without a token or without network."""
+"""`edgedepth deploy compile --aihub` and `deploy status` with the real qai-hub client talking to
+a fake of the service on 127.0.0.1 (tests/aihub_fake.py): the archive as AI Hub ships it,
+compiled for real on the HTP emulator and run afterwards; one device job; the QAIRT version; the
+token, proxy and error handling a user meets."""
 
 from __future__ import annotations
 
-import inspect
 import json
+import socket
+import subprocess
+import sys
+import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 qai_hub = pytest.importorskip("qai_hub")
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+onnxruntime_qnn = pytest.importorskip("onnxruntime_qnn")
 
 from edgedepth.deploy import aihub  # noqa: E402
 from edgedepth.errors import EdgedepthError  # noqa: E402
-from tests.aihub_fake import FakeHub  # noqa: E402
+from edgedepth.ort_session import is_context_model  # noqa: E402
+from tests.aihub_fake import FakeAIHub  # noqa: E402
 from tests.conftest import run_edgedepth  # noqa: E402
-from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
+from tests.onnx_models import depth_model_folder  # noqa: E402
+
+SECRET = "s3cr3t-t0ken-4f9a"
+DEVICE = "Snapdragon X Elite CRD"
+LOCAL_QAIRT = ".".join(onnxruntime_qnn.build_and_package_info.qnn_version.split(".")[:2])
+#: The client must reach the fake directly, whatever proxy this machine configures.
+NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 @pytest.fixture
-def token(tmp_path, monkeypatch) -> Path:
-    """A client.ini as `qai-hub configure` writes it; the API host is this machine."""
-    ini = tmp_path / "client.ini"
-    ini.write_text(
-        "[api]\napi_token = test-token\napi_url = http://127.0.0.1:{port}\n"
-        "web_url = https://workbench.aihub.qualcomm.com\n"
-    )
-    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
-    return ini
+def no_proxy(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in NO_PROXY.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
-def reachable(token, monkeypatch):
-    """The fake's API host accepts connections (a real listening socket)."""
-    import socket
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    token.write_text(token.read_text().format(port=server.getsockname()[1]))
-    yield
-    server.close()
+def hub(tmp_path, monkeypatch, no_proxy):
+    """The fake service, and the client configured for it (as `qai-hub configure` would)."""
+    (tmp_path / "service").mkdir()
+    with FakeAIHub(tmp_path / "service") as fake:
+        ini = fake.write_client_ini(tmp_path / "client.ini")
+        monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+        monkeypatch.setattr(aihub, "POLL_SECONDS", 0.05)
+        yield fake
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    save_hf(root / "tiny-hf", "relative", TINY)
-    config = root / "tiny.yaml"
+def model(tmp_path_factory) -> Path:
+    return depth_model_folder(tmp_path_factory.mktemp("exported") / "float")
+
+
+def deploy_config(tmp_path: Path) -> Path:
+    config = tmp_path / "deploy.yaml"
     config.write_text(
-        f"source: {{type: synthetic, frames: 3, width: 126, height: 126}}\n"
-        f"backend: {{type: dav2-relative, checkpoint: {root / 'tiny-hf'}}}\n"
-        f"runtime: {{cache_dir: {root / 'cache'}}}\n"
+        "source: {type: synthetic, frames: 2, width: 32, height: 32}\n"
+        "preprocess: {resize: {policy: fixed, width: 32, height: 32}}\n"
+        "backend: {type: dav2-relative}\n"
     )
-    result = run_edgedepth("deploy", "export", "--config", str(config), "--out", str(root / "exp"))
-    assert result.returncode == 0, result.stderr
-    return root / "exp"
+    return config
 
 
-def inputs_and_reference(exported: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(exported / "model.onnx"))
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (1, 3, 126, 126)).astype(np.float32) for _ in range(2)]
-    return frames, [session.run(None, {"image": frame})[0] for frame in frames]
-
-
-def test_fake_takes_the_installed_clients_calls():
-    fake = FakeHub(Path("."))
-    for name in ("submit_compile_job", "submit_profile_job", "submit_inference_job", "get_job"):
-        real = list(inspect.signature(getattr(qai_hub, name)).parameters)
-        assert list(inspect.signature(getattr(fake, name)).parameters) == real, name
-    assert fake.Device is qai_hub.Device
-    client_source = Path(inspect.getsourcefile(qai_hub.client)).read_text()
-    for option in ("precompiled_qnn_onnx", "tflite", "max_profiler_iterations"):
-        assert option in client_source
+def compile_command(tmp_path: Path, model: Path, out: Path, pythonpath: str | None = None):
+    env = {"QAIHUB_CLIENT_INI": str(tmp_path / "client.ini"), **NO_PROXY}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return run_edgedepth(
+        "deploy", "compile", "--config", str(deploy_config(tmp_path)), "--model", str(model),
+        "--out", str(out), "--aihub", "--device", DEVICE, "--samples", "2", env=env,
+    )  # fmt: skip
 
 
 @pytest.mark.qnn
-def test_compile_profile_inference_compare(tmp_path, exported, reachable, capsys, monkeypatch):
-    monkeypatch.setattr(aihub, "POLL_SECONDS", 0.01)
-    hub = FakeHub(tmp_path)
-    frames, reference = inputs_and_reference(exported)
-    out = tmp_path / "hub"
-    results = aihub.compile_on_aihub(
-        exported, out, device="Snapdragon X Elite CRD", frames=frames,
-        reference_outputs=reference, hub=hub,
-    )  # fmt: skip
-    assert [call for call, _ in hub.calls] == ["compile", "profile", "inference"]
-    compile_call = hub.calls[0][1]
-    assert compile_call["options"] == "--target_runtime precompiled_qnn_onnx"
-    assert compile_call["input_specs"] == {"image": ((1, 3, 126, 126), "float32")}
-    assert compile_call["device"].name == "Snapdragon X Elite CRD"
-    assert hub.calls[1][1]["options"] == "--max_profiler_iterations 20"
+def test_compile_downloads_the_artifact_as_shipped_and_it_runs_on_qnn(tmp_path, hub, model):
+    result = compile_command(tmp_path, model, tmp_path / "hub")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "hub" / "manifest.json").read_text())
+    compile_id = manifest["aihub"]["compile"]["job_id"]
 
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["aihub"] == json.loads(json.dumps(results))
-    assert results["compile"]["job_id"] == "jcmp1"
-    assert results["profile"]["latency_ms"] == pytest.approx(26.725)
+    # The real client saved `<name>.onnx.zip` holding job_<id>_optimized_onnx/{model.onnx,
+    # model.bin}; the EPContext model is what runs, not the binary, not the float model.
+    folder = f"job_{compile_id}_optimized_onnx"
+    assert manifest["run_model"] == f"{folder}/model.onnx"
+    shipped = sorted(path.name for path in (tmp_path / "hub" / folder).iterdir())
+    assert shipped == ["model.bin", "model.onnx"]
+    assert is_context_model(tmp_path / "hub" / folder / "model.onnx")
+    assert not list((tmp_path / "hub").glob("*.zip"))
+    assert (tmp_path / "hub" / manifest["reference_model"]).is_file()  # for runtime auto
+
+    # One device job (profiling inference), no deprecated profile job, no warning printed.
+    assert hub.device_jobs() == ["inference"]
+    (inference,) = [j for j in hub.jobs.values() if j.kind == "inference"]
+    assert inference.pb.is_profiling_on and "===WARNING===" not in result.stdout
+    results = manifest["aihub"]
+    assert results["profile"]["job_id"] == results["inference"]["job_id"] == inference.job_id
+    assert results["profile"]["latency_ms"] > 0
     assert results["profile"]["peak_memory_mb"] == [12.0, 30.0]
-    assert results["profile"]["layers_by_compute_unit"] == {"NPU": 40, "CPU": 1}
+    assert results["profile"]["layers_by_compute_unit"] == {"NPU": 40}
     accuracy = results["inference"]["accuracy_vs_cpu"]
     assert 0 < accuracy["relative_error"] < 1e-2 and accuracy["delta1_agreement"] > 0.99
-    printed = capsys.readouterr()
-    assert "26.73 ms on device" in printed.out and "compile: optimizing_model" in printed.err
+    assert "ms on device" in result.stdout and "device vs local CPU" in result.stdout
 
-    # The downloaded precompiled artifact runs in `edgedepth run` (the HTP emulator here).
-    assert manifest["run_model"].endswith(".onnx") and (out / manifest["run_model"]).exists()
-    config = tmp_path / "run.yaml"
-    config.write_text(
-        "source: {type: synthetic, frames: 2, width: 126, height: 126}\n"
-        f"backend: {{type: dav2-relative, model: {out}}}\n"
-        f"sinks: [{{type: npy, dir: {tmp_path / 'npy'}}}]\n"
+    # Compiled for the QAIRT of the local QNN (not AI Hub's newer default), recorded.
+    assert f"--qairt_version {LOCAL_QAIRT}" in results["compile"]["options"]
+    assert "--qairt_version" in inference.pb.options
+    assert results["qairt_version"] == LOCAL_QAIRT
+    assert results["qnn_local"] == onnxruntime_qnn.build_and_package_info.qnn_version
+    assert results["onnxruntime_qnn"] == onnxruntime_qnn.__version__
+    assert results["target_qairt"].startswith(LOCAL_QAIRT)
+
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(
+        "source: {type: synthetic, frames: 2, width: 32, height: 32}\n"
+        "preprocess: {resize: {policy: fixed, width: 32, height: 32}}\n"
+        f"backend: {{type: dav2-relative, model: '{tmp_path / 'hub'}', runtime: qnn}}\n"
+        f"sinks: [{{type: npy, dir: '{tmp_path / 'npy'}'}}]\n"
     )
-    run = run_edgedepth("run", "--config", str(config))
+    run = run_edgedepth("run", "--config", str(run_config))
     assert run.returncode == 0, run.stderr
-    assert "loaded context binary" in run.stderr and len(list((tmp_path / "npy").iterdir())) == 2
+    assert f"loaded context binary {tmp_path / 'hub' / folder / 'model.onnx'}" in run.stderr
+    assert len(list((tmp_path / "npy").glob("*.npy"))) == 2
+
+    # `deploy status` shares the download: the same files, the same run_model.
+    status = run_edgedepth(
+        "deploy", "status", compile_id, "--out", str(tmp_path / "resumed"),
+        env={"QAIHUB_CLIENT_INI": str(tmp_path / "client.ini"), **NO_PROXY},
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    resumed = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert resumed["run_model"] == manifest["run_model"]
+    for name in ("model.onnx", "model.bin"):
+        original = (tmp_path / "hub" / folder / name).read_bytes()
+        assert (tmp_path / "resumed" / folder / name).read_bytes() == original
 
 
-def test_failed_compile_job_is_one_line(tmp_path, exported, reachable, monkeypatch):
-    monkeypatch.setattr(aihub, "POLL_SECONDS", 0.01)
-    frames, reference = inputs_and_reference(exported)
-    with pytest.raises(EdgedepthError, match=r"compile job jcmp1 failed: compilation failed"):
+def test_the_fake_ships_what_the_client_expects(tmp_path, hub, model):
+    """The archive the real client downloads: one top folder holding the EPContext model and
+    the context binary it names (AI Hub's precompiled_qnn_onnx layout)."""
+    client = qai_hub.Client()
+    job = client.submit_compile_job(
+        model=str(model / "model.onnx"), device=qai_hub.Device(DEVICE),
+        options=f"--target_runtime precompiled_qnn_onnx --qairt_version {LOCAL_QAIRT}",
+    )  # fmt: skip
+    aihub.wait_for(job, "compile")
+    downloaded = Path(job.download_target_model(str(tmp_path / "aihub_target")))
+    assert downloaded.name == "aihub_target.onnx.zip"
+    with zipfile.ZipFile(downloaded) as archive:
+        names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+    folder = f"job_{job.job_id}_optimized_onnx"
+    assert names == [f"{folder}/model.bin", f"{folder}/model.onnx"]
+    import onnx
+
+    with zipfile.ZipFile(downloaded) as archive:
+        context = onnx.load_from_string(archive.read(f"{folder}/model.onnx"))
+    (node,) = context.graph.node
+    cache = {attribute.name: attribute.s for attribute in node.attribute}
+    assert cache["ep_cache_context"] == b"model.bin"
+    assert cache["ep_sdk_version"].decode().startswith(f"v{LOCAL_QAIRT}.")
+
+
+@pytest.fixture(scope="session")
+def qai_hub_055(tmp_path_factory) -> str:
+    """qai-hub 0.55 (before profile jobs were folded into inference jobs), unpacked beside the
+    installed 0.56 for a child process's PYTHONPATH."""
+    folder = tmp_path_factory.mktemp("qai_hub_055")
+    download = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "qai-hub==0.55.0", "-d", str(folder)], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    wheels = list(folder.glob("qai_hub-0.55.0-*.whl"))
+    if download.returncode != 0 or not wheels:
+        pytest.skip(f"qai-hub 0.55.0 not downloadable here: {download.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        wheel.extractall(folder / "site")
+    return str(folder / "site")
+
+
+@pytest.mark.qnn
+def test_older_clients_still_use_a_profile_job_and_an_inference_job(
+    tmp_path, hub, model, qai_hub_055
+):
+    result = compile_command(tmp_path, model, tmp_path / "hub", pythonpath=qai_hub_055)
+    assert result.returncode == 0, result.stderr
+    assert hub.device_jobs() == ["profile", "inference"]
+    assert all("--qairt_version" in j.pb.options for j in hub.jobs.values())
+    results = json.loads((tmp_path / "hub" / "manifest.json").read_text())["aihub"]
+    assert results["profile"]["job_id"] != results["inference"]["job_id"]
+    assert results["profile"]["latency_ms"] > 0
+    assert results["inference"]["accuracy_vs_cpu"]["relative_error"] < 1e-2
+
+
+def frames_and_reference(model: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model / "model.onnx"))
+    rng = np.random.default_rng(0)
+    frames = [rng.uniform(0, 255, (1, 3, 32, 32)).astype(np.float32) for _ in range(2)]
+    return frames, [session.run(None, {"image": frame})[0] for frame in frames]
+
+
+@pytest.mark.qnn
+def test_a_job_without_a_profile_is_a_clear_error(tmp_path, hub, model):
+    hub.profile_detail = False  # the service returns no ProfileDetail for this job
+    frames, reference = frames_and_reference(model)
+    with pytest.raises(EdgedepthError, match=r"AI Hub job j\d+ returned no profile"):
         aihub.compile_on_aihub(
-            exported, tmp_path / "hub", device="Samsung Galaxy S24 (Family)", frames=frames,
-            reference_outputs=reference, hub=FakeHub(tmp_path, fail_compile=True),
-        )  # fmt: skip
-    manifest = json.loads((tmp_path / "hub" / "manifest.json").read_text())
-    assert manifest["aihub"]["compile"]["job_id"] == "jcmp1"  # kept, for `deploy status`
-
-
-def test_missing_token_stops_before_any_upload(tmp_path, monkeypatch):
-    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "nowhere.ini"))
-    hub = FakeHub(tmp_path)
-    with pytest.raises(EdgedepthError, match="qai-hub configure --api_token"):
-        aihub.compile_on_aihub(
-            tmp_path, tmp_path / "out", device="x", frames=[], reference_outputs=[], hub=hub
+            model, tmp_path / "hub", device=DEVICE, frames=frames, reference_outputs=reference
         )
-    assert hub.calls == []
+
+
+def test_failed_compile_job_is_one_line_and_keeps_its_id(tmp_path, hub, model):
+    hub.fail_compile = True
+    frames, reference = frames_and_reference(model)
+    with pytest.raises(EdgedepthError, match=r"compile job j\d+ failed: compilation failed"):
+        aihub.compile_on_aihub(
+            model, tmp_path / "hub", device=DEVICE, frames=frames, reference_outputs=reference
+        )
+    manifest = json.loads((tmp_path / "hub" / "manifest.json").read_text())
+    assert manifest["aihub"]["compile"]["job_id"] in hub.jobs  # kept, for `deploy status`
+
+
+def test_a_wrong_token_is_one_line_and_never_shown(tmp_path, hub, model):
+    hub.write_client_ini(tmp_path / "client.ini", token=SECRET)
+    result = run_edgedepth(
+        "deploy", "status", "j0000001",
+        env={"QAIHUB_CLIENT_INI": str(tmp_path / "client.ini"), **NO_PROXY},
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: AI Hub job j0000001: Failed to authenticate")
+    assert SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (f"api_token = {SECRET}\napi_url = https://x\n", "not a valid client.ini (line 1)"),
+        (f"[api]\napi_token {SECRET}\n", "not a valid client.ini (line 2)"),
+        (f"[api]\napi_token = {SECRET}\napi_url = https://x\n", "[api] has no web_url"),
+        ("", "[api] has no api_token, api_url, web_url"),
+        ("[api]\napi_token =\napi_url = https://x\nweb_url = https://y\n", "has no api_token"),
+        (f"[api]\napi_token = {SECRET}\napi_url = x\nweb_url = https://y\n", "api_url 'x' is "),
+    ],
+    ids=["no-section", "no-equals", "no-web-url", "empty", "empty-token", "bad-url"],
+)
+def test_client_ini_problems_are_one_line_without_the_token(tmp_path, content, expected):
+    ini = tmp_path / "client.ini"
+    ini.write_text(content)
+    result = run_edgedepth("deploy", "status", "j1", env={"QAIHUB_CLIENT_INI": str(ini)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert expected in line and str(ini) in line
+    assert SECRET not in line
+
+
+class Proxy:
+    """A listener on 127.0.0.1 answering HTTP CONNECT like a forward proxy (or refusing)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.requests: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                self.requests.append(connection.recv(4096).decode().split("\r\n")[0])
+                connection.sendall(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
+def test_the_reachability_probe_goes_through_the_https_proxy(monkeypatch, variable):
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = Proxy("200 Connection established")
+    monkeypatch.setenv(variable, proxy.url)
+    # The service's host cannot be resolved from here: only the proxy can reach it.
+    aihub.check_reachable("https://aihub.invalid", timeout=5)
+    assert proxy.requests == ["CONNECT aihub.invalid:443 HTTP/1.1"]
+
+    refusing = Proxy("403 Forbidden")
+    monkeypatch.setenv(variable, refusing.url)
+    with pytest.raises(EdgedepthError, match=r"through the proxy 127\.0\.0\.1:\d+ \(the proxy "
+                       r"answered 'HTTP/1.1 403 Forbidden' to CONNECT\)"):  # fmt: skip
+        aihub.check_reachable("https://aihub.invalid", timeout=5)
+
+    monkeypatch.setenv("NO_PROXY", "aihub.invalid")  # bypassed: straight to the host
+    with pytest.raises(EdgedepthError, match=r"cannot reach AI Hub at aihub\.invalid:443 \("):
+        aihub.check_reachable("https://aihub.invalid", timeout=5)
+
+
+def test_missing_token_stops_before_any_upload(tmp_path, monkeypatch, no_proxy):
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "nowhere.ini"))
+    (tmp_path / "service").mkdir()
+    with FakeAIHub(tmp_path / "service") as fake, pytest.raises(EdgedepthError, match="configure"):
+        aihub.compile_on_aihub(
+            tmp_path, tmp_path / "out", device=DEVICE, frames=[], reference_outputs=[]
+        )
+    assert fake.requests == []
     result = run_edgedepth(
         "deploy", "compile", "--config", str(tmp_path / "any.yaml"), "--out", str(tmp_path / "o"),
         "--aihub", env={"QAIHUB_CLIENT_INI": str(tmp_path / "nowhere.ini")},
@@ -153,24 +320,15 @@ def test_missing_token_stops_before_any_upload(tmp_path, monkeypatch):
     assert line.startswith("error: no Qualcomm AI Hub token") and "qai-hub configure" in line
 
 
-def test_unreachable_service_fails_fast(tmp_path, token, exported):
-    token.write_text(token.read_text().format(port=9))  # nothing listens on port 9
+def test_unreachable_service_fails_fast(tmp_path, no_proxy):
+    ini = tmp_path / "client.ini"
+    ini.write_text(
+        "[api]\napi_token = t\napi_url = http://127.0.0.1:9\nweb_url = https://w.example\n"
+    )  # nothing listens on port 9
     started = time.monotonic()
     result = run_edgedepth(
-        "deploy", "status", "jcmp1", env={"QAIHUB_CLIENT_INI": str(token)}, timeout=60
+        "deploy", "status", "j1", env={"QAIHUB_CLIENT_INI": str(ini), **NO_PROXY}, timeout=60
     )
-    seconds = time.monotonic() - started
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot reach AI Hub at 127.0.0.1:9" in result.stderr
-    assert seconds < 15
-
-
-def test_status_of_a_finished_job_downloads_the_artifact(tmp_path, exported, reachable):
-    pytest.importorskip("onnxruntime_qnn")
-    hub = FakeHub(tmp_path)
-    job = hub.submit_compile_job(str(exported / "model.onnx"), qai_hub.Device("x"),
-                                 options="--target_runtime precompiled_qnn_onnx")  # fmt: skip
-    while not job.get_status().finished:
-        pass
-    result = aihub.job_status("jcmp1", tmp_path / "resumed", hub=hub)
-    assert result["state"] == "SUCCESS" and (tmp_path / "resumed" / result["artifact"]).exists()
+    assert time.monotonic() - started < 15

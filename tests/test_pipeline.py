@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgedepth.synthetic_scene import SyntheticScene
-from tests.conftest import SLEEPY, run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, SLEEPY, run_edgedepth, synthetic_config
 
 
 def test_file_mode_writes_every_frame_in_order(tmp_path, write_config):
@@ -112,6 +112,7 @@ def test_debug_flag_shows_the_traceback(tmp_path, write_config):
     assert "Traceback" in result.stderr and "RuntimeError: boom" in result.stderr
 
 
+@POSIX_SIGNALS
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_finalises_files(tmp_path, write_config, sig, code):
     config = write_config(

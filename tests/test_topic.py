@@ -25,7 +25,7 @@ from edgedepth.topic import (
     encode_image,
     import_zenoh,
 )
-from tests.conftest import run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, run_edgedepth, synthetic_config
 
 zmq = pytest.importorskip("zmq")
 
@@ -202,6 +202,7 @@ def test_topic_echo_prints_headers_then_exits(tmp_path, write_config):
         )
 
 
+@POSIX_SIGNALS
 def test_topic_echo_skips_foreign_messages_and_ctrl_c_exits_quietly():
     with zmq.Context.instance().socket(zmq.XPUB) as publisher:
         port = publisher.bind_to_random_port("tcp://127.0.0.1")

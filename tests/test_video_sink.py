@@ -16,7 +16,7 @@ import pytest
 
 from edgedepth.frame import DepthKind
 from edgedepth.recording import read_depth_recording, recording_kind
-from tests.conftest import TESTS, run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, TESTS, run_edgedepth, synthetic_config
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
 
@@ -72,6 +72,7 @@ def test_relative_recording_stores_its_scale(tmp_path, write_config):
     assert np.abs(recorded[4][1] - produced).max() <= step
 
 
+@POSIX_SIGNALS
 def test_recordings_survive_sigkill(tmp_path, write_config):
     config = write_config(
         synthetic_config(

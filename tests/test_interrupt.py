@@ -1,0 +1,83 @@
+"""Ctrl-C in the middle of a long inference: exit code 130, sinks finalised, and no abort of
+the C++ runtime ("terminate called…", exit 134) from a daemon thread still inside ONNX Runtime
+when the interpreter shuts down. A CPU run is cancelled (RunOptions.terminate); a QNN graph runs
+as one native call that cannot be, so the process leaves without waiting for it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgedepth.recording import read_depth_recording
+from tests.conftest import POSIX_SIGNALS
+from tests.onnx_models import conv_stack
+
+pytestmark = POSIX_SIGNALS
+
+
+def interrupt_after_first_frame(config: Path, cwd: Path) -> tuple[int, str, float]:
+    """Run, send SIGINT as soon as frame 0 is written (the backend is then inside frame 1);
+    (exit code, stderr, seconds from the signal to the exit)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+    deadline = time.monotonic() + 180
+    while not (cwd / "npy" / "000000.npy").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"no first frame: {process.communicate()[1][-2000:]}")
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr, time.monotonic() - signalled
+
+
+def write_config(tmp_path: Path, model: Path, runtime: str) -> Path:
+    config = tmp_path / "slow.yaml"
+    config.write_text(
+        "source: {type: synthetic, frames: 50, width: 160, height: 120}\n"
+        "preprocess: {resize: {policy: fixed, width: 126, height: 126}}\n"
+        f"backend: {{type: dav2-relative, model: {model.name}, runtime: {runtime}}}\n"
+        "sinks: [{type: npy, dir: npy}, {type: video, lossless: depth.mkv}]\n"
+        "runtime: {cache_dir: cache}\n"
+    )
+    return config
+
+
+def assert_clean_stop(tmp_path: Path, code: int, stderr: str) -> None:
+    assert code == 130, stderr[-3000:]
+    assert "terminate called" not in stderr and "Traceback" not in stderr
+    assert "stopped by SIGINT" in stderr
+    finished = len(list((tmp_path / "npy").glob("*.npy")))
+    recorded = list(read_depth_recording(tmp_path / "depth.mkv"))  # finalised, readable
+    assert finished >= 1 and len(recorded) == finished
+
+
+def test_ctrl_c_cancels_a_long_cpu_inference(tmp_path):
+    model = conv_stack(tmp_path / "slow.onnx", layers=100, channels=128)  # seconds per frame
+    code, stderr, seconds = interrupt_after_first_frame(
+        write_config(tmp_path, model, "onnx-cpu"), tmp_path
+    )
+    assert_clean_stop(tmp_path, code, stderr)
+    assert "not waiting for" not in stderr  # the run was cancelled, not abandoned
+    assert seconds < 10
+
+
+@pytest.mark.qnn
+def test_ctrl_c_during_a_qnn_graph_on_the_emulator(tmp_path):
+    pytest.importorskip("onnxruntime_qnn")
+    model = conv_stack(tmp_path / "slow.onnx", layers=20)  # several seconds per frame here
+    code, stderr, _ = interrupt_after_first_frame(write_config(tmp_path, model, "qnn"), tmp_path)
+    assert_clean_stop(tmp_path, code, stderr)
+    assert "not waiting for backend" in stderr  # one native call: left, not torn down
+    assert stderr.count("NO NPU on this machine") == 1  # said once, loudly

@@ -1,0 +1,16 @@
+"""``python tests/tools/pretend_npu.py run --config X``: the edgedepth command line as on a
+machine whose QNN execution provider reports an NPU. This machine has only Qualcomm's HTP
+emulator; the pretence is that one fact (the device type), everything else (registration, the
+emulator compiling or failing) is real."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edgedepth import ort_session
+from edgedepth.cli import main
+
+ort_session._qnn_target = dataclasses.replace(
+    ort_session.qnn_target(), npu=True, description="Snapdragon(R) X Elite (pretend NPU)"
+)
+main()
