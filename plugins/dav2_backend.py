@@ -2,15 +2,19 @@
 execution provider (Snapdragon HTP), or on PyTorch.
 
 From a checkpoint (official ``.pth`` or Hugging Face ``*-hf``), the model is built with torch and
-exported to ONNX once (cached by checkpoint content and graph options). From a ready model
-(``model: model.onnx``, an EPContext model or a ``edgedepth deploy`` folder) no torch is needed:
-the Windows-on-Arm path.
+exported to a static-shape ONNX graph per input size (cached by checkpoint content, graph options
+and size). From a ready model (``model: model.onnx``, an EPContext model or a ``edgedepth
+deploy`` folder) no torch is needed: the Windows-on-Arm path.
+
+The backend takes float32 RGB on the 0–255 scale (:class:`edgedepth.stages.Backend`); with
+``graph.normalize`` the ImageNet normalisation (of RGB / 255) is inside the graph.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +23,13 @@ from pydantic import Field, model_validator
 
 import edgedepth
 from edgedepth.config import ConfigPath, StrictModel
-from edgedepth.depth_graph import GraphOptions, image_tensor, read_manifest
+from edgedepth.depth_graph import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    GraphOptions,
+    image_tensor,
+    read_manifest,
+)
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind
 from edgedepth.ort_session import (
@@ -57,6 +67,10 @@ class DAv2Options(StrictModel):
     qnn: QnnOptions = Field(default_factory=QnnOptions)
     #: Seed of ``random_weights``.
     seed: int = 0
+    #: onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos
+    #: of different sizes their own); beyond this the least recently used is closed (its
+    #: export stays cached on disk).
+    max_shapes: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> DAv2Options:
@@ -121,12 +135,21 @@ def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, st
 
 
 class DAv2Backend:
+    """Runs one graph per input size. Frames of different sizes (keep-aspect on photos of
+    different sizes, a camera that changes mode) each get a static graph for their size,
+    exported once and cached on disk; up to ``max_shapes`` sessions stay open (least recently
+    used closed first). On ``qnn`` every new size is a QNN compile. The torch runtime takes any
+    size directly. A ready ``model:`` has the one size it was exported for."""
+
     def __init__(self, options: DAv2Options, context: BuildContext, kind: str) -> None:
         self.options = options
         self.kind = kind
-        self.input_size = context.input_size or (518, 518)
-        self.session: Any = None
+        self.cache_dir = context.cache_dir
+        first_size = tuple(context.input_size or (518, 518))
+        self.sessions: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self.sizes_seen: set[tuple[int, int]] = set()
         self.graph: Any = None  # the torch runtime's module
+        self.model_path: Path | None = None  # a ready model
         if options.model is not None:
             model_path, manifest = _resolve_model_file(Path(options.model))
             self.normalize_in_graph = manifest.get("graph", {}).get(
@@ -136,13 +159,21 @@ class DAv2Backend:
                 manifest.get("depth_kind")
                 or (DepthKind.METRIC_METERS if kind == "metric" else DepthKind.RELATIVE_DISPARITY)
             )
-            self._open_session(model_path, context, context_dir=None)
+            self.runtime = self._resolve_runtime(is_context_model(model_path))
+            self.model_path = model_path
+            self.session = self._open_session(model_path, context_dir=None)
+            model_input = self.session.get_inputs()[0]
+            self.input_name = model_input.name
+            self.output_name = self.session.get_outputs()[0].name
+            fixed = tuple(model_input.shape[-2:])
+            self.fixed_size = fixed if all(isinstance(side, int) for side in fixed) else None
+            self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
         else:
-            self._from_checkpoint(context)
+            self._from_checkpoint(first_size)  # type: ignore[arg-type]
 
     # --- building ---------------------------------------------------------------------------------
 
-    def _from_checkpoint(self, context: BuildContext) -> None:
+    def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -151,18 +182,19 @@ class DAv2Backend:
                 "'edgedepth[torch]'); without it, use a ready model: backend.model: model.onnx "
                 "from `edgedepth deploy export`"
             ) from None
-        from edgedepth.models.dav2_export import DepthGraph, cached_export, output_kind
+        from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, weights_id = load_dav2(self.options, self.kind, context.cache_dir)
+        model, self.weights_id = load_dav2(self.options, self.kind, self.cache_dir)
+        self.model_config = model.config
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)
+        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         if self.options.runtime == "torch":
-            self._torch_graph(DepthGraph(model, self.options.graph, self.input_size))
+            graph_shapes(self.options.graph, first_size)  # a bad size fails now, not mid-run
+            self._torch_graph(DepthGraph(model, self.options.graph, None))
             return
-        folder = cached_export(
-            model, weights_id, self.options.graph, self.input_size, context.cache_dir
-        )
-        self._open_session(folder / "model.onnx", context, context_dir=folder)
+        self.runtime = self._resolve_runtime(context_model=False)
+        self._session_for(first_size, model)
 
     def _torch_graph(self, graph: Any) -> None:
         import torch
@@ -170,12 +202,12 @@ class DAv2Backend:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.graph = graph.to(device).eval()
         self.device = device
+        self.runtime = "torch"
         self.runtime_description = f"torch ({device})"
         log.info("backend: runtime torch on %s", device)
 
-    def _open_session(self, model_path: Path, context: BuildContext, context_dir: Path | None):
+    def _resolve_runtime(self, context_model: bool) -> str:
         runtime = self.options.runtime
-        context_model = is_context_model(model_path)
         if runtime == "auto":
             runtime = "qnn" if context_model or qnn_has_npu() else "onnx-cpu"
             log.info(
@@ -188,26 +220,66 @@ class DAv2Backend:
                 else "no QNN NPU on this machine",
             )
         if context_model and runtime != "qnn":
-            raise EdgedepthError(f"{model_path} is a QNN context model: it needs runtime qnn")
-        if runtime == "qnn":
-            cache = None
-            if not context_model:
-                folder = context_dir or self._qnn_cache_dir(model_path, context.cache_dir)
-                cache = folder / f"{self.options.qnn.context_tag}_ctx.onnx"
-            self.session = qnn_session(model_path, self.options.qnn, cache)
-        else:
-            self.session = cpu_session(model_path, self.options.threads)
-        self.runtime_description = runtime
-        model_input = self.session.get_inputs()[0]
-        self.input_name = model_input.name
-        self.output_name = self.session.get_outputs()[0].name
-        expected = tuple(model_input.shape[-2:])
-        if all(isinstance(side, int) for side in expected) and expected != tuple(self.input_size):
             raise EdgedepthError(
-                f"{model_path} takes {expected[0]}×{expected[1]} images but the resize policy "
-                f"delivers {self.input_size[0]}×{self.input_size[1]}: set preprocess.resize "
-                f"(none for a graph that resizes inside, or fixed {expected[1]}×{expected[0]})"
+                f"{self.options.model} is a QNN context model: it needs runtime qnn"
             )
+        self.runtime_description = runtime
+        return runtime
+
+    def _open_session(self, model_path: Path, context_dir: Path | None) -> Any:
+        if self.runtime != "qnn":
+            return cpu_session(model_path, self.options.threads)
+        cache = None
+        if not is_context_model(model_path):
+            folder = context_dir or self._qnn_cache_dir(model_path, self.cache_dir)
+            cache = folder / f"{self.options.qnn.context_tag}_ctx.onnx"
+        return qnn_session(model_path, self.options.qnn, cache)
+
+    def _session_for(self, size: tuple[int, int], model: Any = None) -> Any:
+        """The open session for this input size: reused, reopened from the export cache, or
+        exported (and on qnn compiled) on first use."""
+        from edgedepth.models.dav2_export import cached_export, export_folder, is_exported
+
+        session = self.sessions.get(size)
+        if session is not None:
+            self.sessions.move_to_end(size)
+            return session
+        folder = export_folder(
+            self.model_config, self.weights_id, self.options.graph, size, self.cache_dir
+        )
+        if self.sizes_seen and size not in self.sizes_seen:
+            log.info(
+                "backend: new input size %d×%d: %s a graph for it%s",
+                *size,
+                "opening the cached export of" if is_exported(folder) else "exporting",
+                " and compiling it for the HTP (each new input size is a QNN compile; a "
+                "fixed resize policy avoids them)"
+                if self.runtime == "qnn"
+                else "",
+            )
+        if not is_exported(folder):
+            # The torch model is only kept while exporting: reloaded for a new size.
+            model = model or load_dav2(self.options, self.kind, self.cache_dir)[0]
+            cached_export(model, self.weights_id, self.options.graph, size, self.cache_dir)
+        session = self._open_session(folder / "model.onnx", context_dir=folder)
+        self.sessions[size] = session
+        self.sizes_seen.add(size)
+        if len(self.sessions) > self.options.max_shapes:
+            closed, _ = self.sessions.popitem(last=False)
+            log.debug("backend: closed the session for %d×%d (max_shapes)", *closed)
+        return session
+
+    def _check_fixed_size(self, size: tuple[int, int], first: bool) -> None:
+        if self.fixed_size is None or size == self.fixed_size:
+            return
+        height, width = self.fixed_size
+        which = "the resize policy delivers" if first else "this frame's backend input is"
+        raise EdgedepthError(
+            f"{self.model_path} takes {height}×{width} images but {which} "
+            f"{size[0]}×{size[1]}: set preprocess.resize (fixed {width}×{height}, or none "
+            "with frames of that size for a graph that resizes inside), or give "
+            "backend.checkpoint instead of model to get a graph per input size"
+        )
 
     @staticmethod
     def _qnn_cache_dir(model_path: Path, cache_dir: Path) -> Path:
@@ -220,17 +292,29 @@ class DAv2Backend:
     # --- running ----------------------------------------------------------------------------------
 
     def infer(self, image: np.ndarray) -> np.ndarray:
+        """float32 (or uint8) H×W×3 RGB on the 0–255 scale → depth, at this image's size."""
+        size = (int(image.shape[0]), int(image.shape[1]))
         tensor = image_tensor(image, self.normalize_in_graph)
         if self.graph is not None:
             import torch
 
+            if size not in self.sizes_seen:
+                if self.sizes_seen:
+                    log.info("backend: new input size %d×%d", *size)
+                self.sizes_seen.add(size)
             with torch.inference_mode():
                 depth = self.graph(torch.from_numpy(tensor).to(self.device))
             return depth[0, 0].float().cpu().numpy()
-        (depth,) = self.session.run([self.output_name], {self.input_name: tensor})
+        if self.model_path is not None:
+            self._check_fixed_size(size, first=False)
+            session = self.session
+        else:
+            session = self._session_for(size)
+        (depth,) = session.run([self.output_name], {self.input_name: tensor})
         return depth[0, 0]
 
     def close(self) -> None:
+        self.sessions.clear()
         self.session = None
         self.graph = None
 
