@@ -293,3 +293,28 @@ def resize_depth(
     if depth.shape == tuple(size):
         return depth
     return resize(depth, size, interpolation, align_corners=align_corners)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a picture scaled to fit inside a canvas sits: centred, aspect ratio kept."""
+
+    top: int
+    left: int
+    content_height: int
+    content_width: int
+
+    @classmethod
+    def fit(cls, size: tuple[int, int], canvas: tuple[int, int]) -> Letterbox:
+        """The box for a ``size`` = (h, w) picture in a ``canvas`` = (h, w)."""
+        scale = min(canvas[0] / size[0], canvas[1] / size[1])
+        height = min(canvas[0], max(1, round(size[0] * scale)))
+        width = min(canvas[1], max(1, round(size[1] * scale)))
+        return cls((canvas[0] - height) // 2, (canvas[1] - width) // 2, height, width)
+
+    def paste(self, content: np.ndarray, canvas: np.ndarray) -> np.ndarray:
+        """Put ``content`` (already at the box's size) into ``canvas``; returns the canvas."""
+        canvas[
+            self.top : self.top + self.content_height, self.left : self.left + self.content_width
+        ] = content
+        return canvas

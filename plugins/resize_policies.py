@@ -25,7 +25,6 @@ resizes, which the HTP runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from pydantic import Field
 
 import edgedepth
 from edgedepth.config import StrictModel
-from edgedepth.imageops import Interpolation, resize, resize_depth
+from edgedepth.imageops import Interpolation, Letterbox, resize, resize_depth
 from edgedepth.stages import BuildContext
 
 
@@ -109,14 +108,6 @@ class KeepAspectResize(_RestoreAlignCorners):
         return resize(image, size, self.options.interpolation), None
 
 
-@dataclass(frozen=True)
-class LetterboxState:
-    top: int
-    left: int
-    content_height: int
-    content_width: int
-
-
 class LetterboxResize:
     def __init__(self, options: LetterboxOptions, context: BuildContext) -> None:
         self.options = options
@@ -124,19 +115,15 @@ class LetterboxResize:
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         return self.options.height, self.options.width
 
-    def apply(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxState]:
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         out_h, out_w = self.options.height, self.options.width
-        scale = min(out_h / image.shape[0], out_w / image.shape[1])
-        content_h = max(1, round(image.shape[0] * scale))
-        content_w = max(1, round(image.shape[1] * scale))
-        content = resize(image, (content_h, content_w), self.options.interpolation)
+        box = Letterbox.fit(image.shape[:2], (out_h, out_w))
+        content = resize(image, (box.content_height, box.content_width), self.options.interpolation)
         canvas = np.full((out_h, out_w, 3), self.options.pad_value, dtype=np.float32)
-        top, left = (out_h - content_h) // 2, (out_w - content_w) // 2
-        canvas[top : top + content_h, left : left + content_w] = content
-        return canvas, LetterboxState(top, left, content_h, content_w)
+        return box.paste(content, canvas), box
 
     def restore(
-        self, depth: np.ndarray, frame_size: tuple[int, int], state: LetterboxState
+        self, depth: np.ndarray, frame_size: tuple[int, int], state: Letterbox
     ) -> np.ndarray:
         # The depth map may not be at the letterboxed size: scale the padding box to it first.
         sy = depth.shape[0] / self.options.height
