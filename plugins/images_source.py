@@ -1,4 +1,8 @@
-"""``images``: a folder of images or a glob, in natural sort order (img2 before img10)."""
+"""``images``: a folder of images or a glob, in natural sort order (img2 before img10).
+
+The images may have different sizes: each frame keeps its own (``info`` gives the first one's,
+as a start for sizing the backend). Photos are turned upright by their EXIF orientation, as
+OpenCV's ``imread`` does for the official DepthAnythingV2 scripts."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
 import edgedepth
@@ -35,7 +39,7 @@ def natural_key(path: Path) -> list[object]:
 def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise EdgedepthError(f"{path}: cannot read image: {exc}") from None
 
