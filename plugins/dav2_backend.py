@@ -118,6 +118,16 @@ def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, st
         raise ckpt.CheckpointError(
             f"{path} is a {info.kind} checkpoint; use backend type dav2-{info.kind}"
         )
+    if info.kind is None:
+        # Relative and metric heads have the same weights: only the name or config.json tells.
+        log.warning(
+            "backend: %s does not say whether it is a relative or a metric model (not an "
+            "official file name, no config.json): using dav2-%s as the backend type says; if it "
+            "is the other kind, change backend.type%s",
+            path,
+            kind,
+            " (and check backend.max_depth / dataset)" if kind == "metric" else "",
+        )
     config = ckpt.infer_config(state, info)
     if options.encoder is not None and config.encoder != options.encoder:
         config = config_for(options.encoder)  # load_model lists the mismatched keys
@@ -249,11 +259,11 @@ class DAv2Backend:
         )
         if self.sizes_seen and size not in self.sizes_seen:
             log.info(
-                "backend: new input size %d×%d: %s a graph for it%s",
+                "backend: new input size %d×%d: %s%s",
                 *size,
-                "opening the cached export of" if is_exported(folder) else "exporting",
-                " and compiling it for the HTP (each new input size is a QNN compile; a "
-                "fixed resize policy avoids them)"
+                "using its cached export" if is_exported(folder) else "exporting a graph for it",
+                "; compiling it for the HTP (each new input size is a QNN compile; a fixed "
+                "resize policy avoids them)"
                 if self.runtime == "qnn"
                 else "",
             )
