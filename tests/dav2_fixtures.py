@@ -3,10 +3,11 @@ the official and the Hugging Face layouts, scaled so that every layer carries si
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
+
+from edgedepth.models.dav2_checkpoint import randomize
 
 #: A 4-block ViT at 126×126 (9×9 patches): small enough for the QNN emulator.
 TINY = {
@@ -25,24 +26,6 @@ VITS = {
     "neck_hidden_sizes": [48, 96, 192, 384],
     "fusion_hidden_size": 64,
 }
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> None:
-    """Weights with unit-gain scaling (transformers' own init leaves the output almost all
-    zero, which would make parity checks meaningless)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() > 1:
-                param.copy_(
-                    torch.randn(param.shape, generator=generator) / math.sqrt(param[0].numel())
-                )
-            elif name.endswith(("lambda1", "gamma")):
-                param.fill_(0.1)
-            elif "norm" in name and name.endswith("weight"):
-                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            else:
-                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
 
 
 def hf_model(

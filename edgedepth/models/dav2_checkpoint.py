@@ -428,21 +428,35 @@ def load_model(state: StateDict, config: DAv2Config, path: Path) -> DepthAnythin
     return model.eval()
 
 
-def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
-    """Random weights (for tests and demos without a checkpoint): the output means nothing, but
-    every layer carries signal (unit-gain weights, a sensible LayerScale), so it varies with the
-    image instead of being all zeros."""
+def randomize(model: torch.nn.Module, seed: int = 0, biases: bool = True) -> None:
+    """Random weights that carry signal through every layer (unit-gain weights, LayerScale 0.1),
+    so that the output varies with the image: for tests, demos and parity checks, in any layout
+    (ours, the official code's, transformers'). ``biases``: random biases and norm parameters
+    too (a stricter parity check); otherwise zero biases and unit norms."""
     generator = torch.Generator().manual_seed(seed)
-    model = DepthAnythingV2(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() > 1:
                 fan_in = param[0].numel()
                 param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(fan_in))
-            elif name.endswith("gamma"):
+            elif name.endswith(("gamma", "lambda1")):
                 param.fill_(0.1)
-            elif "norm" not in name:
-                param.zero_()
+            elif not biases:
+                if "norm" not in name:
+                    param.zero_()
+            elif "norm" in name and name.endswith("weight"):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
+            else:
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+
+
+def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
+    """Random weights (for tests and demos without a checkpoint): the output means nothing, but
+    every layer carries signal (unit-gain weights, a sensible LayerScale), so it varies with the
+    image instead of being all zeros."""
+    model = DepthAnythingV2(config)
+    randomize(model, seed, biases=False)
+    with torch.no_grad():
         # Keep the relative head's final ReLU mostly active.
         model.depth_head.scratch.output_conv2[2].bias.fill_(1.0 if config.kind == "relative" else 0)
     return model.eval()
