@@ -108,7 +108,7 @@ def _close(stage: Any) -> None:
 
 def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of the config's source, as the resize policy hands them to the
-    backend (uint8 H×W×3 at the graph's input size)."""
+    backend (float32 H×W×3 RGB, 0–255, at the graph's input size)."""
     options = validate_plugin_options(target.loaded, target.registry)
     source = _open_source(target.loaded, options)
     resize_registration, resize_options = options["resize"]

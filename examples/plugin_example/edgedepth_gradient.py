@@ -17,12 +17,13 @@ class GradientBackend:
     depth_kind = edgedepth.DepthKind.METRIC_METERS
 
     def __init__(self, options: GradientOptions, context: edgedepth.BuildContext) -> None:
-        height, width = context.input_size  # decided by the resize policy
-        column = np.linspace(options.far, options.near, height, dtype=np.float32)
-        self.depth = np.repeat(column[:, None], width, axis=1)
+        self.options = options
 
     def infer(self, image: np.ndarray) -> np.ndarray:
-        return self.depth
+        # float32 H×W×3 RGB (0–255), at the size the resize policy chose for this frame
+        height, width = image.shape[:2]
+        column = np.linspace(self.options.far, self.options.near, height, dtype=np.float32)
+        return np.repeat(column[:, None], width, axis=1)
 
     def close(self) -> None:
         pass  # release sessions, files, devices here
