@@ -17,9 +17,15 @@ the official DepthAnythingV2 code, which resizes with OpenCV), and ``align_corne
 
 Resizing is separable: rows first (along the width), then columns, as OpenCV does, each pass a
 gather and a weighted sum over precomputed per-axis (index, weight) tables cached by
-(input size, output size, method). Float64 input is resized in float64 (the same numbers as
-OpenCV on float64, to rounding), anything else in float32. Measured (bench/RESULTS.md): float32
-480×640×3 → 518×686 bicubic in ~10 ms on one core.
+(input size, output size, method). Float64 input is resized in float64, anything else in
+float32; the pipeline resizes uint8 frames in float32 (2.9e-7 of the range from the official
+float64 resize, bench/RESULTS.md: ~9 ms for 480×640×3 → 518×686 bicubic on one core).
+
+"What OpenCV computes" means OpenCV's own code: in float64 the results are the same bit for
+bit, in float32 to a rounding (OpenCV's SIMD cubic uses fused multiply-adds). The x86 OpenCV
+wheels hand float32 cubic and float linear resizes to Intel IPP, which rounds its coordinates
+differently (up to 1e-4 of the range), so OpenCV itself gives other numbers on ARM; the float64
+cubic of the official preprocessing never goes to IPP.
 """
 
 from __future__ import annotations
