@@ -166,3 +166,9 @@ def test_ready_model_refuses_a_frame_of_another_size(tmp_path, write_config, pho
     assert "takes 126×224 images" in line and "168×126" in line, line
     assert "preprocess.resize" in line and "backend.checkpoint" in line, line
     assert "failed on frame 1" in line, line
+    # policy none: the frames go in as they are, 90×160 first.
+    config["preprocess"] = {"resize": {"policy": "none"}}
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "takes 126×224 images" in line and "90×160" in line, line
