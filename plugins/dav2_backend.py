@@ -42,6 +42,8 @@ from edgedepth.ort_session import (
 from edgedepth.stages import BuildContext
 
 log = logging.getLogger("edgedepth")
+#: Outside the logger hierarchy and above every level: reloading a model says nothing again.
+_SILENT = logging.Logger("edgedepth.reload", logging.CRITICAL + 1)
 
 Runtime = Literal["auto", "onnx-cpu", "qnn", "torch"]
 
@@ -96,16 +98,20 @@ def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
     raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
 
 
-def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, str]:
+def load_dav2(
+    options: DAv2Options, kind: str, cache_dir: Path, announce: bool = True
+) -> tuple[Any, str]:
     """The torch model the options describe and an id of its weights (checkpoint sha256):
-    random weights, the given checkpoint, or the official one (fetched into the cache)."""
+    random weights, the given checkpoint, or the official one (fetched into the cache).
+    ``announce``: log what was loaded and warn about it (once per run, not on reloads)."""
     from dataclasses import replace
 
     from edgedepth.models import dav2_checkpoint as ckpt
-    from edgedepth.models.dav2 import config_for
+    from edgedepth.models.dav2 import ENCODERS, config_for
 
+    say = log if announce else _SILENT
     if options.random_weights:
-        log.warning("backend: random weights (random_weights: true): the depth means nothing")
+        say.warning("backend: random weights (random_weights: true): the depth means nothing")
         config = config_for(options.encoder or "vits", kind, options.max_depth or 20.0)  # type: ignore[arg-type]
         return ckpt.random_model(config, options.seed), f"random-seed{options.seed}"
     path = (
@@ -120,7 +126,7 @@ def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, st
         )
     if info.kind is None:
         # Relative and metric heads have the same weights: only the name or config.json tells.
-        log.warning(
+        say.warning(
             "backend: %s does not say whether it is a relative or a metric model (not an "
             "official file name, no config.json): using dav2-%s as the backend type says; if it "
             "is the other kind, change backend.type%s",
@@ -129,12 +135,27 @@ def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, st
             " (and check backend.max_depth / dataset)" if kind == "metric" else "",
         )
     config = ckpt.infer_config(state, info)
+    official = ENCODERS.get(config.encoder)
+    if official is not None and (config.tapped_blocks, config.num_heads) != (
+        official.tapped_blocks,
+        official.num_heads,
+    ):
+        say.info(
+            "backend: %s/config.json gives blocks %s and %d heads (official %s: blocks %s, %d "
+            "heads): following config.json",
+            path,
+            list(config.tapped_blocks),
+            config.num_heads,
+            config.encoder,
+            list(official.tapped_blocks),
+            official.num_heads,
+        )
     if options.encoder is not None and config.encoder != options.encoder:
         config = config_for(options.encoder)  # load_model lists the mismatched keys
     max_depth = options.max_depth or info.max_depth or ckpt.default_max_depth(options.dataset)
     config = replace(config, kind=kind, max_depth=max_depth)  # type: ignore[arg-type]
     model = ckpt.load_model(state, config, path)
-    log.info(
+    say.info(
         "backend: DepthAnythingV2 %s %s from %s%s",
         config.encoder,
         kind,
@@ -269,7 +290,7 @@ class DAv2Backend:
             )
         if not is_exported(folder):
             # The torch model is only kept while exporting: reloaded for a new size.
-            model = model or load_dav2(self.options, self.kind, self.cache_dir)[0]
+            model = model or load_dav2(self.options, self.kind, self.cache_dir, announce=False)[0]
             cached_export(model, self.weights_id, self.options.graph, size, self.cache_dir)
         session = self._open_session(folder / "model.onnx", context_dir=folder)
         self.sessions[size] = session

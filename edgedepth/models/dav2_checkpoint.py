@@ -373,24 +373,12 @@ def infer_config(state: StateDict, info: CheckpointInfo) -> DAv2Config:
         ):
             # A Hugging Face config.json says which blocks feed the head and how many heads
             # attend: it is followed even where it differs from the official variant.
-            config = replace(
+            return replace(
                 known,
                 encoder=name,
                 tapped_blocks=info.tapped_blocks or known.tapped_blocks,
                 num_heads=info.num_heads or known.num_heads,
             )
-            if (config.tapped_blocks, config.num_heads) != (known.tapped_blocks, known.num_heads):
-                log.info(
-                    "%s: config.json gives blocks %s and %d heads (official %s: blocks %s, %d "
-                    "heads): following config.json",
-                    info.path,
-                    list(config.tapped_blocks),
-                    config.num_heads,
-                    name,
-                    list(known.tapped_blocks),
-                    known.num_heads,
-                )
-            return config
     tapped = info.tapped_blocks or tuple(depth * q // 4 - 1 for q in (1, 2, 3, 4))
     heads = info.num_heads or max(1, embed_dim // 64)
     return DAv2Config(
