@@ -147,12 +147,13 @@ class Pipeline:
                 _close_quietly(stage)
             raise
         log.info(
-            "pipeline: %s %dx%d (%s mode) → resize to %s → %s",
+            "pipeline: %s %dx%d (%s mode) → %s %d×%d (first frame) → %s",
             source.registration.name,
             info.width,
             info.height,
             context.mode,
-            context.input_size,
+            resize.registration.name,
+            *context.input_size,
             backend.registration.name,
         )
         return cls(
