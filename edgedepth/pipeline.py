@@ -263,23 +263,29 @@ class Pipeline:
         for thread in workers:
             thread.join(0.5)
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, failed: Stage | None = None) -> None:
         """End the run: upstream work is discarded, sinks write what they already hold and
-        finalise."""
+        finalise. When a stage ``failed``, frames that had already passed it go on to the sinks
+        (the failing stage's thread closes its outboxes, so they drain and end)."""
         with self._state_lock:
             if self._stopped_by is None and self._error is None:
                 self._stopped_by = reason
-        for queue in self._upstream:
+        order = [self.source, self.resize, self.backend, *self.postprocessors]
+        position = next((i for i, stage in enumerate(order) if stage is failed), None)
+        if position is None:  # a signal, a stop request or a failing sink
+            position = len(order)
+            for queue in self._to_sinks:
+                queue.close()
+        # Upstream queue i holds frames that passed order[i]; those past the failure go on.
+        for queue in self._upstream[:position]:
             queue.abort()
-        for queue in self._to_sinks:
-            queue.close()
 
     def _fail(self, failure: StageFailed) -> None:
         with self._state_lock:
             if self._error is None and self._stopped_by is None:
                 self._error = failure
                 log.debug("stage failed", exc_info=failure.cause)
-        self._stop("error")
+        self._stop("error", failure.stage)
 
     def _call(
         self, stage: Stage, timing_name: str, frame: Frame, method: Callable[..., Any], *args: Any
