@@ -24,14 +24,17 @@ import numpy as np
 
 
 def measure(runtime: str, size: int, frames: int, cache: Path) -> dict:
-    from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options
+    from edgedepth.registry import load_registry
     from edgedepth.stages import BuildContext
     from edgedepth.stats import peak_rss_mb
 
-    options = DAv2Options(random_weights=True, encoder="vits", runtime=runtime)
+    options = {"random_weights": True, "encoder": "vits", "runtime": runtime}
     started = time.perf_counter()
-    backend = DAv2Backend(
-        options, BuildContext(None, "file", cache, input_size=(size, size)), "relative"
+    backend = load_registry().build(
+        "backends",
+        "dav2-relative",
+        options,
+        BuildContext(None, "file", cache, input_size=(size, size)),
     )
     setup = time.perf_counter() - started
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)

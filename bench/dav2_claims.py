@@ -12,7 +12,10 @@ values), on a 640×480 H.264 clip rendered from the synthetic scene.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +26,20 @@ from pipeline_overhead import render_video
 
 from edgedepth.config import load_config
 from edgedepth.pipeline import Pipeline
-from edgedepth.plugins.bench_command import bench_config
-from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options
 from edgedepth.registry import load_registry
 from edgedepth.stages import BuildContext
 
 CACHE = Path(tempfile.gettempdir()) / "edgedepth-bench-cache"
 VITS = {"type": "dav2-relative", "encoder": "vits", "random_weights": True}
+
+
+def bench_config(config: Path, frames: int) -> dict:
+    """`edgedepth bench --json` of one config (its own process, sinks off)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edgedepth", "bench", "--config", str(config), "--frames",
+         str(frames), "--json"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return next(iter(json.loads(done.stdout).values()))
 
 
 def run_pipeline(work: Path, config: dict) -> object:
@@ -43,10 +53,11 @@ def run_pipeline(work: Path, config: dict) -> object:
 
 
 def backend_only_fps(runtime: str, size: tuple[int, int], frames: int, **options) -> float:
-    backend = DAv2Backend(
-        DAv2Options(random_weights=True, encoder="vits", runtime=runtime, **options),
+    backend = load_registry().build(
+        "backends",
+        "dav2-relative",
+        {"random_weights": True, "encoder": "vits", "runtime": runtime, **options},
         BuildContext(None, "file", CACHE, input_size=size),
-        "relative",
     )
     image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     backend.infer(image)
@@ -87,9 +98,9 @@ def reference_loop(clip: Path, out: Path, frames: int) -> float:
     import torch
 
     from edgedepth.colorize import colormap
+    from edgedepth.imageops import keep_aspect_size
     from edgedepth.models.dav2 import config_for
     from edgedepth.models.dav2_checkpoint import random_model
-    from edgedepth.plugins.resize_policies import keep_aspect_size
 
     model = random_model(config_for("vits"))
     lut = colormap("spectral_r")[:, ::-1]  # BGR, as the reference writes with OpenCV
@@ -164,7 +175,7 @@ def lpcvc(work: Path, frames: int) -> None:
     for name, config in configs.items():
         path = work / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        stats = bench_config(path, frames, (), False)
+        stats = bench_config(path, frames)
         host = sum(
             stats["stages"][stage]["p50_ms"]
             for stage in stats["stages"]

@@ -98,7 +98,7 @@ def _open_front(loaded: LoadedConfig, spec: PipelineSpec) -> PipelineFront:
 
 def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of the config's source, as the resize policy hands them to the
-    backend (H×W×3 at the graph's input size)."""
+    backend (float32 H×W×3 RGB, 0–255, at the graph's input size)."""
     front = _open_front(target.loaded, resolve_config(target.loaded, target.registry))
     frames = []
     try:
@@ -123,7 +123,7 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
     """Export the config's graph (pre/post processing inside) into ``out_dir``: model.onnx and
     manifest.json. Returns the manifest."""
     from edgedepth.models.dav2_export import cached_export
-    from edgedepth.plugins.dav2_backend import load_dav2
+    from edgedepth.models.dav2_loading import load_dav2
 
     model, weights_id = load_dav2(target.backend_options, target.kind, target.cache_dir)
     options = target.backend_options.graph

@@ -56,7 +56,8 @@ class GraphOptions(StrictModel):
 
 
 def normalize_on_host(image: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 → 1×3×H×W float32 with ImageNet normalisation (for ``normalize: false``)."""
+    """H×W×3 RGB (float32 on the 0–255 scale, or uint8) → 1×3×H×W float32 with ImageNet
+    normalisation (for ``normalize: false``)."""
     tensor = image.astype(np.float32).transpose(2, 0, 1)[np.newaxis]
     mean = np.asarray(MEAN_255, np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(STD_255, np.float32).reshape(1, 3, 1, 1)
@@ -64,7 +65,7 @@ def normalize_on_host(image: np.ndarray) -> np.ndarray:
 
 
 def image_tensor(image: np.ndarray, normalize_in_graph: bool) -> np.ndarray:
-    """H×W×3 uint8 → the graph's 1×3×H×W float32 input."""
+    """H×W×3 RGB (float32 on the 0–255 scale, or uint8) → the graph's 1×3×H×W float32 input."""
     if normalize_in_graph:
         return np.ascontiguousarray(image.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
     return normalize_on_host(image)

@@ -33,7 +33,8 @@ class Frame:
     timestamp: float
     image: np.ndarray  # uint8 H×W×3 RGB, as captured
     captured_at: float
-    #: Set by the preprocess stage: the network-sized image handed to the backend.
+    #: Set by the preprocess stage: the network-sized image handed to the backend, float32
+    #: H×W×3 RGB on the 0–255 scale (resized as float, not rounded).
     model_input: np.ndarray | None = None
     #: Set by the backend, brought back to the frame's size (unless configured otherwise).
     depth: np.ndarray | None = None  # float32 H×W

@@ -27,9 +27,13 @@ from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 
 log = logging.getLogger("edgedepth")
-# ONNX Runtime's own warnings (e.g. the emulator's "file mapped weights" notice) are not actionable
-# for users; errors still surface as exceptions.
-ort.set_default_logger_severity(3)
+
+
+def _quiet_onnxruntime() -> None:
+    """ONNX Runtime's own log lines (the emulator's "file mapped weights" notice, a failed QNN
+    compile's details) are for ``--debug``: errors reach the user as our one-line exceptions."""
+    ort.set_default_logger_severity(2 if log.isEnabledFor(logging.DEBUG) else 4)
+
 
 #: Named Snapdragon targets → (soc_model, htp_arch). For the HTP emulator and offline compiles
 #: only: on a real NPU the driver knows its chip, and forcing another one prepares the graph for
@@ -417,6 +421,7 @@ def local_qairt_version() -> str | None:
 
 
 def cpu_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
+    _quiet_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Default: one thread per core. The other stages mostly wait in C code (decode, encode),
@@ -450,6 +455,7 @@ def qnn_session(
     """A session on the HTP. With ``context_path`` (and ``context_cache``): load the EPContext
     model there if it exists, else compile ``model_path`` and write it there. ``offline``
     compiles for the chip the options name even on a real NPU (``deploy compile --local``)."""
+    _quiet_onnxruntime()
     target = qnn_target()
     _announce_emulator(target)
     if target.npu and options.names_a_chip and not offline:

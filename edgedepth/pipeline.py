@@ -210,12 +210,13 @@ class Pipeline:
         info = context.source
         assert info is not None
         log.info(
-            "pipeline: %s %dx%d (%s mode) → resize to %s → %s",
+            "pipeline: %s %dx%d (%s mode) → %s %d×%d (first frame) → %s",
             front.source.name,
             info.width,
             info.height,
             context.mode,
-            context.input_size,
+            front.resize.name,
+            *context.input_size,
             backend.name,
         )
         return cls(

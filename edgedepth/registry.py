@@ -157,6 +157,14 @@ class Registry:
             raise ConfigError(f"{where}: unknown {label} {name!r} (registered: {known})")
         return registered[name]
 
+    def build(self, kind: str, name: str, options: dict[str, Any], context: Any) -> Any:
+        """Build one stage by name, its options validated as in a config (for scripts and
+        benchmarks that drive a single stage: ``registry.build("backends", "dav2-relative",
+        {"random_weights": True}, context)``)."""
+        registration = self.get(kind, name, f"{KINDS[kind][1]} {name!r}")
+        validated = validate(registration.options, options, f"{KINDS[kind][1]} {name!r}")
+        return registration.factory(validated, context)
+
     def describe(self) -> dict[str, list[dict[str, Any]]]:
         """Machine-readable listing, as printed by ``edgedepth plugins --json``."""
         return {

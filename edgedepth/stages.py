@@ -56,7 +56,9 @@ class BuildContext:
     mode: RunMode
     cache_dir: Path
     source: SourceInfo | None = None
-    #: (height, width) of the backend's input, decided by the resize policy.
+    #: (height, width) of the backend's input for the first frame, decided by the resize
+    #: policy. Later frames may differ (``keep-aspect`` on photos of different sizes): a backend
+    #: takes the size of each ``infer`` image.
     input_size: tuple[int, int] | None = None
     #: Set when the run is asked to stop (end of a failed run, Ctrl-C, SIGTERM, ``q``): wait on
     #: it (``context.stop_requested.wait(seconds)``) instead of sleeping.
@@ -85,7 +87,9 @@ class ResizePolicy(Protocol):
         ...
 
     def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
-        """Resize an RGB uint8 frame; return it and what :meth:`restore` needs to undo it."""
+        """Resize an RGB uint8 frame to the backend input: float32 H×W×3 RGB on the 0–255
+        scale (unrounded, unclipped); return it and what :meth:`restore` needs to undo it.
+        Frames of one run may differ in size; each may get its own input size."""
         ...
 
     def restore(self, depth: np.ndarray, frame_size: tuple[int, int], state: Any) -> np.ndarray:
@@ -98,7 +102,8 @@ class Backend(Protocol):
     depth_kind: DepthKind
 
     def infer(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 H×W×3 (already resized) → float32 depth map (any size; 2-D or 1×1×H×W)."""
+        """float32 H×W×3 RGB on the 0–255 scale, already resized (not rounded to integers; the
+        size may change from frame to frame) → float32 depth map (any size; 2-D or 1×1×H×W)."""
         ...
 
 

@@ -2,15 +2,19 @@
 execution provider (Snapdragon HTP), or on PyTorch.
 
 From a checkpoint (official ``.pth`` or Hugging Face ``*-hf``), the model is built with torch and
-exported to ONNX once (cached by checkpoint content and graph options). From a ready model
-(``model: model.onnx``, an EPContext model or a ``edgedepth deploy`` folder) no torch is needed:
-the Windows-on-Arm path.
+exported to a static-shape ONNX graph per input size (cached by checkpoint content, graph options
+and size). From a ready model (``model: model.onnx``, an EPContext model or a ``edgedepth
+deploy`` folder) no torch is needed: the Windows-on-Arm path.
+
+The backend takes float32 RGB on the 0–255 scale (:class:`edgedepth.stages.Backend`); with
+``graph.normalize`` the ImageNet normalisation (of RGB / 255) is inside the graph.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +24,16 @@ from pydantic import Field, model_validator
 
 import edgedepth
 from edgedepth.config import ConfigPath, StrictModel
-from edgedepth.depth_graph import GraphOptions, image_tensor, read_manifest
-from edgedepth.errors import EdgedepthError
+from edgedepth.depth_graph import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    GraphOptions,
+    image_tensor,
+    read_manifest,
+)
+from edgedepth.errors import ConfigError, EdgedepthError
 from edgedepth.frame import DepthKind
+from edgedepth.models.dav2_loading import load_dav2
 from edgedepth.ort_session import (
     QnnOptions,
     cpu_session,
@@ -60,6 +71,10 @@ class DAv2Options(StrictModel):
     qnn: QnnOptions = Field(default_factory=QnnOptions)
     #: Seed of ``random_weights``.
     seed: int = 0
+    #: onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos
+    #: of different sizes their own); beyond this the least recently used is closed (its
+    #: export stays cached on disk).
+    max_shapes: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> DAv2Options:
@@ -95,69 +110,57 @@ def _reference_model(folder: Path, model_path: Path, manifest: dict[str, Any]) -
     return reference if reference.is_file() and not is_context_model(reference) else None
 
 
-def load_dav2(options: DAv2Options, kind: str, cache_dir: Path) -> tuple[Any, str]:
-    """The torch model the options describe and an id of its weights (checkpoint sha256):
-    random weights, the given checkpoint, or the official one (fetched into the cache)."""
-    from dataclasses import replace
-
-    from edgedepth.models import dav2_checkpoint as ckpt
-    from edgedepth.models.dav2 import config_for
-
-    if options.random_weights:
-        log.warning("backend: random weights (random_weights: true): the depth means nothing")
-        config = config_for(options.encoder or "vits", kind, options.max_depth or 20.0)  # type: ignore[arg-type]
-        return ckpt.random_model(config, options.seed), f"random-seed{options.seed}"
-    path = (
-        Path(options.checkpoint)
-        if options.checkpoint is not None
-        else ckpt.fetch_official(kind, options.encoder or "vits", options.dataset, cache_dir)  # type: ignore[arg-type]
-    )
-    state, info = ckpt.read_checkpoint(path)
-    if info.kind is not None and info.kind != kind:
-        raise ckpt.CheckpointError(
-            f"{path} is a {info.kind} checkpoint; use backend type dav2-{info.kind}"
-        )
-    config = ckpt.infer_config(state, info)
-    if options.encoder is not None and config.encoder != options.encoder:
-        config = config_for(options.encoder)  # load_model lists the mismatched keys
-    max_depth = options.max_depth or info.max_depth or ckpt.default_max_depth(options.dataset)
-    config = replace(config, kind=kind, max_depth=max_depth)  # type: ignore[arg-type]
-    model = ckpt.load_model(state, config, path)
-    log.info(
-        "backend: DepthAnythingV2 %s %s from %s%s",
-        config.encoder,
-        kind,
-        path,
-        f" (max_depth {max_depth:g} m)" if kind == "metric" else "",
-    )
-    return model, ckpt.file_sha256(path)
-
-
 class DAv2Backend:
+    """Runs one graph per input size. Frames of different sizes (keep-aspect on photos of
+    different sizes, a camera that changes mode) each get a static graph for their size,
+    exported once and cached on disk; up to ``max_shapes`` sessions stay open (least recently
+    used closed first). On ``qnn`` every new size is a QNN compile. The torch runtime takes any
+    size directly. A ready ``model:`` has the one size it was exported for."""
+
     def __init__(self, options: DAv2Options, context: BuildContext, kind: str) -> None:
         self.options = options
         self.kind = kind
-        self.input_size = context.input_size or (518, 518)
-        self.session: Any = None
+        self.cache_dir = context.cache_dir
+        first_size = tuple(context.input_size or (518, 518))
+        self.sessions: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self.sizes_seen: set[tuple[int, int]] = set()
         self.graph: Any = None  # the torch runtime's module
+        self.model_path: Path | None = None  # a ready model
+        # Setting ``terminate`` on these makes a running session.run return (see cancel()).
+        self._run_options = ort.RunOptions()
         if options.model is not None:
-            folder = Path(options.model) if Path(options.model).is_dir() else None
-            model_path, manifest = _resolve_model_file(Path(options.model))
-            self.normalize_in_graph = manifest.get("graph", {}).get(
-                "normalize", options.graph.normalize
-            )
-            self.depth_kind = DepthKind(
-                manifest.get("depth_kind")
-                or (DepthKind.METRIC_METERS if kind == "metric" else DepthKind.RELATIVE_DISPARITY)
-            )
-            reference = _reference_model(folder or model_path.parent, model_path, manifest)
-            self._open_session(model_path, context, context_dir=None, reference=reference)
+            self._from_ready_model(Path(options.model), first_size)  # type: ignore[arg-type]
         else:
-            self._from_checkpoint(context)
+            self._from_checkpoint(first_size)  # type: ignore[arg-type]
 
     # --- building ---------------------------------------------------------------------------------
 
-    def _from_checkpoint(self, context: BuildContext) -> None:
+    def _from_ready_model(self, given: Path, first_size: tuple[int, int]) -> None:
+        model_path, manifest = _resolve_model_file(given)
+        self.normalize_in_graph = manifest.get("graph", {}).get(
+            "normalize", self.options.graph.normalize
+        )
+        self.depth_kind = DepthKind(
+            manifest.get("depth_kind")
+            or (DepthKind.METRIC_METERS if self.kind == "metric" else DepthKind.RELATIVE_DISPARITY)
+        )
+        folder = given if given.is_dir() else model_path.parent
+        reference = _reference_model(folder, model_path, manifest)
+        context_model = is_context_model(model_path)
+        self.runtime = self._resolve_runtime(context_model, float_model=reference)
+        if context_model and self.runtime != "qnn":
+            model_path = reference  # type: ignore[assignment]  # the float model it came from
+        self.model_path = model_path
+        fallback = reference if context_model else model_path
+        self.session = self._open_session(model_path, None, fallback)
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.output_name = self.session.get_outputs()[0].name
+        fixed = tuple(model_input.shape[-2:])
+        self.fixed_size = fixed if all(isinstance(side, int) for side in fixed) else None
+        self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
+
+    def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -166,18 +169,19 @@ class DAv2Backend:
                 "'edgedepth[torch]'); without it, use a ready model: backend.model: model.onnx "
                 "from `edgedepth deploy export`"
             ) from None
-        from edgedepth.models.dav2_export import DepthGraph, cached_export, output_kind
+        from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, weights_id = load_dav2(self.options, self.kind, context.cache_dir)
+        model, self.weights_id = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        self.model_config = model.config
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)
+        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         if self.options.runtime == "torch":
-            self._torch_graph(DepthGraph(model, self.options.graph, self.input_size))
+            graph_shapes(self.options.graph, first_size)  # a bad size fails now, not mid-run
+            self._torch_graph(DepthGraph(model, self.options.graph, None))
             return
-        folder = cached_export(
-            model, weights_id, self.options.graph, self.input_size, context.cache_dir
-        )
-        self._open_session(folder / "model.onnx", context, context_dir=folder)
+        self.runtime = self._resolve_runtime(context_model=False, float_model=None)
+        self._session_for(first_size, model)
 
     def _torch_graph(self, graph: Any) -> None:
         import torch
@@ -185,65 +189,100 @@ class DAv2Backend:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.graph = graph.to(device).eval()
         self.device = device
+        self.runtime = "torch"
         self.runtime_description = f"torch ({device})"
         log.info("backend: runtime torch on %s", device)
 
-    def _open_session(
-        self,
-        model_path: Path,
-        context: BuildContext,
-        context_dir: Path | None,
-        reference: Path | None = None,
-    ) -> None:
+    def _resolve_runtime(self, context_model: bool, float_model: Path | None) -> str:
+        """``auto``: the NPU when there is one, else the CPU (with the float model a deploy
+        folder keeps beside a context binary)."""
         runtime = self.options.runtime
-        context_model = is_context_model(model_path)
         if runtime == "auto":
             if qnn_has_npu():
                 runtime, why = "qnn", f"NPU: {qnn_target().description}"
-            elif context_model and reference is None:
+            elif context_model and float_model is None:
                 runtime, why = "qnn", "a QNN context model with no float model beside it"
             else:
                 runtime, why = "onnx-cpu", f"no NPU: {no_npu_reason()}"
             log.info("backend: runtime auto → %s (%s)", runtime, why)
-        if context_model and runtime != "qnn":
-            if reference is None:
-                raise EdgedepthError(f"{model_path} is a QNN context model: it needs runtime qnn")
-            model_path, context_model = reference, False  # the float model it was compiled from
-        if runtime == "qnn":
+        if context_model and runtime != "qnn" and float_model is None:
+            raise EdgedepthError(
+                f"{self.options.model} is a QNN context model: it needs runtime qnn"
+            )
+        self.runtime_description = runtime
+        return runtime
+
+    def _open_session(
+        self, model_path: Path, context_dir: Path | None, fallback: Path | None
+    ) -> Any:
+        """A session on the chosen runtime; with ``auto``, the CPU (on ``fallback``) when no
+        QNN session can be built, the reason logged."""
+        if self.runtime == "qnn":
             try:
-                self.session = self._qnn_session(model_path, context, context_dir, context_model)
+                return self._qnn_session(model_path, context_dir)
             except EdgedepthError as failure:
-                fallback = reference if context_model else model_path
                 if self.options.runtime != "auto" or fallback is None:
                     raise
                 log.warning(
                     "backend: runtime auto: no QNN session (%s); falling back to onnx-cpu", failure
                 )
-                runtime, model_path = "onnx-cpu", fallback
-        if runtime == "onnx-cpu":
-            self.session = cpu_session(model_path, self.options.threads)
-        self.runtime_description = runtime
-        # Setting ``terminate`` on these makes a running session.run return (see cancel()).
-        self._run_options = ort.RunOptions()
-        model_input = self.session.get_inputs()[0]
-        self.input_name = model_input.name
-        self.output_name = self.session.get_outputs()[0].name
-        expected = tuple(model_input.shape[-2:])
-        if all(isinstance(side, int) for side in expected) and expected != tuple(self.input_size):
-            raise EdgedepthError(
-                f"{model_path} takes {expected[0]}×{expected[1]} images but the resize policy "
-                f"delivers {self.input_size[0]}×{self.input_size[1]}: set preprocess.resize "
-                f"(none for a graph that resizes inside, or fixed {expected[1]}×{expected[0]})"
-            )
+                self.runtime = self.runtime_description = "onnx-cpu"
+                model_path = fallback
+        return cpu_session(model_path, self.options.threads)
 
-    def _qnn_session(
-        self, model_path: Path, context: BuildContext, context_dir: Path | None, context_model: bool
-    ) -> Any:
+    def _qnn_session(self, model_path: Path, context_dir: Path | None) -> Any:
         cache = None
-        if not context_model:
-            folder = context_dir or self._qnn_cache_dir(model_path, context.cache_dir)
+        if not is_context_model(model_path):
+            folder = context_dir or self._qnn_cache_dir(model_path, self.cache_dir)
             cache = folder / f"{self.options.qnn.context_tag(qnn_target())}_ctx.onnx"
         return qnn_session(model_path, self.options.qnn, cache)
+
+    def _session_for(self, size: tuple[int, int], model: Any = None) -> Any:
+        """The open session for this input size: reused, reopened from the export cache, or
+        exported (and on qnn compiled) on first use."""
+        from edgedepth.models.dav2_export import cached_export, export_folder, is_exported
+
+        session = self.sessions.get(size)
+        if session is not None:
+            self.sessions.move_to_end(size)
+            return session
+        folder = export_folder(
+            self.model_config, self.weights_id, self.options.graph, size, self.cache_dir
+        )
+        if self.sizes_seen and size not in self.sizes_seen:
+            log.info(
+                "backend: new input size %d×%d: %s%s",
+                *size,
+                "using its cached export" if is_exported(folder) else "exporting a graph for it",
+                "; compiling it for the HTP (each new input size is a QNN compile; a fixed "
+                "resize policy avoids them)"
+                if self.runtime == "qnn"
+                else "",
+            )
+        if not is_exported(folder):
+            # The torch model is only kept while exporting: reloaded for a new size.
+            model = model or load_dav2(self.options, self.kind, self.cache_dir, announce=False)[0]  # type: ignore[arg-type]
+            cached_export(model, self.weights_id, self.options.graph, size, self.cache_dir)
+        session = self._open_session(folder / "model.onnx", folder, folder / "model.onnx")
+        self.sessions[size] = session
+        self.sizes_seen.add(size)
+        if len(self.sessions) > self.options.max_shapes:
+            closed, _ = self.sessions.popitem(last=False)
+            log.debug("backend: closed the session for %d×%d (max_shapes)", *closed)
+        return session
+
+    def _check_fixed_size(self, size: tuple[int, int], first: bool) -> None:
+        if self.fixed_size is None or size == self.fixed_size:
+            return
+        height, width = self.fixed_size
+        which = "the resize policy delivers" if first else "this frame's backend input is"
+        error = ConfigError if first else EdgedepthError
+        raise error(
+            f"{self.model_path} takes {height}×{width} images but {which} "
+            f"{size[0]}×{size[1]}: set preprocess.resize (fixed {width}×{height}, or none "
+            "with frames of that size for a graph that resizes inside), or give "
+            "backend.checkpoint instead of model to get a graph per input size"
+        )
 
     @staticmethod
     def _qnn_cache_dir(model_path: Path, cache_dir: Path) -> Path:
@@ -256,26 +295,34 @@ class DAv2Backend:
     # --- running ----------------------------------------------------------------------------------
 
     def infer(self, image: np.ndarray) -> np.ndarray:
+        """float32 (or uint8) H×W×3 RGB on the 0–255 scale → depth, at this image's size."""
+        size = (int(image.shape[0]), int(image.shape[1]))
         tensor = image_tensor(image, self.normalize_in_graph)
         if self.graph is not None:
             import torch
 
+            if size not in self.sizes_seen:
+                if self.sizes_seen:
+                    log.info("backend: new input size %d×%d", *size)
+                self.sizes_seen.add(size)
             with torch.inference_mode():
                 depth = self.graph(torch.from_numpy(tensor).to(self.device))
             return depth[0, 0].float().cpu().numpy()
-        (depth,) = self.session.run(
-            [self.output_name], {self.input_name: tensor}, self._run_options
-        )
+        if self.model_path is not None:
+            self._check_fixed_size(size, first=False)
+            session = self.session
+        else:
+            session = self._session_for(size)
+        (depth,) = session.run([self.output_name], {self.input_name: tensor}, self._run_options)
         return depth[0, 0]
 
     def cancel(self) -> None:
         """Make a running ONNX Runtime call return (from another thread, when the run stops).
         ORT checks the flag between nodes; a QNN graph runs as one node and finishes first."""
-        run_options = getattr(self, "_run_options", None)
-        if run_options is not None:
-            run_options.terminate = True
+        self._run_options.terminate = True
 
     def close(self) -> None:
+        self.sessions.clear()
         self.session = None
         self.graph = None
 
@@ -289,7 +336,7 @@ def metric_backend(options: DAv2Options, context: BuildContext) -> DAv2Backend:
 
 
 @edgedepth.hookimpl
-def register_backends(register):
+def register_backends(register: edgedepth.Register) -> None:
     register(
         "dav2-relative",
         DAv2Options,

@@ -1,4 +1,8 @@
-"""``images``: a folder of images or a glob, in natural sort order (img2 before img10)."""
+"""``images``: a folder of images or a glob, in natural sort order (img2 before img10).
+
+The images may have different sizes: each frame keeps its own (``info`` gives the first one's,
+as a start for sizing the backend). Photos are turned upright by their EXIF orientation, as
+OpenCV's ``imread`` does for the official DepthAnythingV2 scripts."""
 
 from __future__ import annotations
 

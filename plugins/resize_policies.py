@@ -3,16 +3,27 @@ comes back to the frame's size.
 
 - ``fixed``: stretch to width × height (LPCVC: 350×350 relative, 336×336 metric).
 - ``keep-aspect``: the official DepthAnythingV2 preprocessing: scale so the shorter side is at
-  least ``lower_bound``, each side a multiple of ``multiple_of`` (480×640 → 518×686), cubic.
+  least ``lower_bound``, each side a multiple of ``multiple_of`` (480×640 → 518×686), bicubic.
+  Every frame gets its own size (a folder of photos of different sizes is fine).
 - ``letterbox``: scale to fit inside width × height, pad the rest; the padding is cut off the
   depth map before it is resized back.
 - ``none``: the backend takes the frame as it is (e.g. a graph that resizes inside itself).
+
+The input is resized as the float image, the way the official ``infer_image`` does (it resizes
+RGB / 255 with OpenCV's bicubic): the result is float32 on the 0–255 scale, neither rounded nor
+clipped (the cubic overshoot is kept), and ``/255`` + ImageNet normalisation inside the graph
+give the official numbers. ``restore`` resizes the depth back with bilinear
+``align_corners=True``, the official output resize, whatever the policy.
+
+Where each resize runs: both run on the host, in numpy (:mod:`edgedepth.imageops`), identical
+on every install (with or without OpenCV). The cubic input resize cannot move into the graph:
+the QNN HTP rejects cubic Resize. The LPCVC graphs (policy ``none`` with
+``backend.graph.resize_to``/``output_size``) keep their in-graph bilinear ``align_corners``
+resizes, which the HTP runs.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +31,7 @@ from pydantic import Field
 
 import edgedepth
 from edgedepth.config import StrictModel
-from edgedepth.imageops import Interpolation, resize_depth, resize_rgb
+from edgedepth.imageops import Interpolation, Letterbox, keep_aspect_size, resize, resize_depth
 from edgedepth.stages import BuildContext
 
 
@@ -48,14 +59,15 @@ class NoOptions(StrictModel):
     pass
 
 
-class _ResizeBack:
-    """Shared ``restore``: resize the depth map back to the frame (bilinear)."""
+class _RestoreAlignCorners:
+    """Shared ``restore``: the depth map back to the frame, bilinear ``align_corners=True``
+    (the official DepthAnythingV2 output resize)."""
 
     def restore(self, depth: np.ndarray, frame_size: tuple[int, int], state: Any) -> np.ndarray:
-        return resize_depth(depth, frame_size, "bilinear")
+        return resize_depth(depth, frame_size, "bilinear", align_corners=True)
 
 
-class FixedResize(_ResizeBack):
+class FixedResize(_RestoreAlignCorners):
     def __init__(self, options: FixedOptions, context: BuildContext) -> None:
         self.size = (options.height, options.width)
         self.interpolation = options.interpolation
@@ -64,26 +76,10 @@ class FixedResize(_ResizeBack):
         return self.size
 
     def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
-        return resize_rgb(image, self.size, self.interpolation), None
+        return resize(image, self.size, self.interpolation), None
 
 
-def keep_aspect_size(
-    height: int, width: int, lower_bound: int, multiple_of: int
-) -> tuple[int, int]:
-    """Official DAv2 sizing: the scale that brings the shorter side to ``lower_bound``, then each
-    side rounded to a multiple (rounded up instead if rounding would go below the bound)."""
-    scale = max(lower_bound / height, lower_bound / width)
-
-    def constrain(value: float) -> int:
-        rounded = round(value / multiple_of) * multiple_of
-        if rounded < lower_bound:
-            rounded = math.ceil(value / multiple_of) * multiple_of
-        return int(rounded)
-
-    return constrain(height * scale), constrain(width * scale)
-
-
-class KeepAspectResize(_ResizeBack):
+class KeepAspectResize(_RestoreAlignCorners):
     def __init__(self, options: KeepAspectOptions, context: BuildContext) -> None:
         self.options = options
 
@@ -92,15 +88,7 @@ class KeepAspectResize(_ResizeBack):
 
     def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
         size = self.input_size(image.shape[0], image.shape[1])
-        return resize_rgb(image, size, self.options.interpolation), None
-
-
-@dataclass(frozen=True)
-class LetterboxState:
-    top: int
-    left: int
-    content_height: int
-    content_width: int
+        return resize(image, size, self.options.interpolation), None
 
 
 class LetterboxResize:
@@ -110,19 +98,15 @@ class LetterboxResize:
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         return self.options.height, self.options.width
 
-    def apply(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxState]:
+    def apply(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         out_h, out_w = self.options.height, self.options.width
-        scale = min(out_h / image.shape[0], out_w / image.shape[1])
-        content_h = max(1, round(image.shape[0] * scale))
-        content_w = max(1, round(image.shape[1] * scale))
-        content = resize_rgb(image, (content_h, content_w), self.options.interpolation)
-        canvas = np.full((out_h, out_w, 3), self.options.pad_value, dtype=np.uint8)
-        top, left = (out_h - content_h) // 2, (out_w - content_w) // 2
-        canvas[top : top + content_h, left : left + content_w] = content
-        return canvas, LetterboxState(top, left, content_h, content_w)
+        box = Letterbox.fit(image.shape[:2], (out_h, out_w))
+        content = resize(image, (box.content_height, box.content_width), self.options.interpolation)
+        canvas = np.full((out_h, out_w, 3), self.options.pad_value, dtype=np.float32)
+        return box.paste(content, canvas), box
 
     def restore(
-        self, depth: np.ndarray, frame_size: tuple[int, int], state: LetterboxState
+        self, depth: np.ndarray, frame_size: tuple[int, int], state: Letterbox
     ) -> np.ndarray:
         # The depth map may not be at the letterboxed size: scale the padding box to it first.
         sy = depth.shape[0] / self.options.height
@@ -130,10 +114,11 @@ class LetterboxResize:
         top, left = round(state.top * sy), round(state.left * sx)
         bottom = top + max(1, round(state.content_height * sy))
         right = left + max(1, round(state.content_width * sx))
-        return resize_depth(depth[top:bottom, left:right], frame_size, "bilinear")
+        content = depth[top:bottom, left:right]
+        return resize_depth(content, frame_size, "bilinear", align_corners=True)
 
 
-class NoResize(_ResizeBack):
+class NoResize(_RestoreAlignCorners):
     def __init__(self, options: NoOptions, context: BuildContext) -> None:
         pass
 
@@ -141,7 +126,7 @@ class NoResize(_ResizeBack):
         return height, width
 
     def apply(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
-        return image, None
+        return image.astype(np.float32), None
 
 
 @edgedepth.hookimpl

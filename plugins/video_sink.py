@@ -3,10 +3,18 @@ optionally, a lossless 16-bit depth recording (:mod:`edgedepth.recording`).
 
 The mp4 is fragmented (a fragment per frame) and flushed per packet, so a killed run still
 leaves a playable file up to its last frame (a plain mp4 is unreadable without its ``moov``).
+
+Frames of different sizes (photos of different sizes, a camera that changes mode): a video has
+one frame size, that of the first picture. A picture of another size is scaled to fit inside it,
+aspect ratio kept, centred and padded with black (letterbox); a warning says so once. The
+lossless recording is never rescaled: it continues in a new segment file per size
+(``depth.mkv``, ``depth.part2.mkv``, …; read them all with
+:func:`edgedepth.recording.read_depth_segments`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import av
@@ -18,8 +26,11 @@ from edgedepth.colorize import ColormapName, DisplayRange, colorize, colour_bar,
 from edgedepth.config import OutputPath, StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
+from edgedepth.imageops import Letterbox, resize_rgb
 from edgedepth.recording import DepthRecorder, frame_rate
 from edgedepth.stages import BuildContext
+
+log = logging.getLogger("edgedepth")
 
 
 class VideoSinkOptions(StrictModel):
@@ -58,6 +69,9 @@ class VideoSink:
         self.display_range = DisplayRange(fixed=options.range)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
+        #: (height, width) of the first picture: every later one is fitted into it.
+        self.picture_size: tuple[int, int] | None = None
+        self._warned_size = False
         self._last_pts = -1
         self.recorder = (
             DepthRecorder(options.lossless, float(self.fps), options.relative_max)
@@ -104,9 +118,13 @@ class VideoSink:
             bar = colour_bar(frame.height, frame.depth_kind, low, high, self.options.colormap)
             picture = side_by_side(frame.image, picture, bar)
         if self._container is None:
+            self.picture_size = picture.shape[:2]
             self._open(*picture.shape[:2])
         assert self._stream is not None and self._container is not None
+        if picture.shape[:2] != self.picture_size:
+            picture = self._fit(picture, frame.index)
         if picture.shape[:2] != (self._stream.height, self._stream.width):
+            # yuv420p needs even sides: repeat the last row / column.
             picture = np.pad(
                 picture,
                 (
@@ -122,6 +140,28 @@ class VideoSink:
         video_frame.pts, video_frame.time_base = pts, 1 / self.fps
         self._last_pts = pts
         self._container.mux(self._stream.encode(video_frame))
+
+    def _fit(self, picture: np.ndarray, index: int) -> np.ndarray:
+        """Letterbox a picture of another size into the first picture's size."""
+        assert self.picture_size is not None
+        if not self._warned_size:
+            log.warning(
+                "video: frame %d is %d×%d but %s is %d×%d: pictures of another size are scaled "
+                "to fit and padded with black (the lossless recording keeps every size)",
+                index,
+                picture.shape[1],
+                picture.shape[0],
+                self.options.path,
+                self.picture_size[1],
+                self.picture_size[0],
+            )
+            self._warned_size = True
+        box = Letterbox.fit(picture.shape[:2], self.picture_size)
+        shrink = box.content_height < picture.shape[0]
+        content = resize_rgb(
+            picture, (box.content_height, box.content_width), "area" if shrink else "bilinear"
+        )
+        return box.paste(content, np.zeros((*self.picture_size, 3), np.uint8))
 
     def close(self) -> None:
         try:

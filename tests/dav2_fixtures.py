@@ -3,10 +3,11 @@ the official and the Hugging Face layouts, scaled so that every layer carries si
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
+
+from edgedepth.models.dav2_checkpoint import randomize
 
 #: A 4-block ViT at 126×126 (9×9 patches): small enough for the QNN emulator.
 TINY = {
@@ -27,26 +28,15 @@ VITS = {
 }
 
 
-def randomize(model: torch.nn.Module, seed: int = 0) -> None:
-    """Weights with unit-gain scaling (transformers' own init leaves the output almost all
-    zero, which would make parity checks meaningless)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() > 1:
-                param.copy_(
-                    torch.randn(param.shape, generator=generator) / math.sqrt(param[0].numel())
-                )
-            elif name.endswith(("lambda1", "gamma")):
-                param.fill_(0.1)
-            elif "norm" in name and name.endswith("weight"):
-                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            else:
-                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
-
-
-def hf_model(kind: str = "relative", size: dict | None = None, max_depth: int = 20, seed: int = 0):
-    """A random transformers ``DepthAnythingForDepthEstimation``."""
+def hf_model(
+    kind: str = "relative",
+    size: dict | None = None,
+    max_depth: int = 20,
+    seed: int = 0,
+    out_indices: list[int] | None = None,
+):
+    """A random transformers ``DepthAnythingForDepthEstimation`` (``out_indices``: the backbone
+    stages that feed the head, 1-based; default the official quarter points)."""
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
     size = size or VITS
@@ -57,7 +47,7 @@ def hf_model(kind: str = "relative", size: dict | None = None, max_depth: int = 
         num_attention_heads=size["num_attention_heads"],
         image_size=size["image_size"],
         patch_size=14,
-        out_indices=[layers * q // 4 for q in (1, 2, 3, 4)],
+        out_indices=out_indices or [layers * q // 4 for q in (1, 2, 3, 4)],
         apply_layernorm=True,
         reshape_hidden_states=False,
     )
@@ -76,8 +66,14 @@ def hf_model(kind: str = "relative", size: dict | None = None, max_depth: int = 
     return model
 
 
-def save_hf(folder: Path, kind: str = "relative", size: dict | None = None, seed: int = 0):
-    model = hf_model(kind, size, seed=seed)
+def save_hf(
+    folder: Path,
+    kind: str = "relative",
+    size: dict | None = None,
+    seed: int = 0,
+    out_indices: list[int] | None = None,
+):
+    model = hf_model(kind, size, seed=seed, out_indices=out_indices)
     model.save_pretrained(folder)
     return model
 

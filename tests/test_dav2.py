@@ -375,3 +375,49 @@ def test_per_head_attention_is_the_same_function(tmp_path):
     session = onnxruntime.InferenceSession(folder / "model.onnx")
     (exported,) = session.run(None, {"image": image.numpy()})
     assert rel_error(exported, reference) < 1e-4
+
+
+# --- what a checkpoint says about itself ---------------------------------------------------------
+
+
+def test_hf_out_indices_are_followed_for_a_known_encoder(tmp_path):
+    """A ViT-S-shaped Hugging Face model whose config taps blocks 3, 6, 9, 11 (out_indices
+    4, 7, 10, 12) instead of the official 2, 5, 8, 11: the head must be fed what the config says.
+    Compared with transformers' own forward at 518 (where its position embedding equals the
+    official one)."""
+    folder = tmp_path / "custom-taps-hf"
+    model = save_hf(folder, "relative", seed=4, out_indices=[4, 7, 10, 12])
+    state, info = ckpt.read_checkpoint(folder)
+    config = ckpt.infer_config(state, info)
+    assert (config.encoder, config.tapped_blocks) == ("vits", (3, 6, 9, 11))
+    image = random_image(518, 518, seed=5)
+    with torch.no_grad():
+        expected = model(pixel_values=torch.from_numpy(normalize_on_host(image)))
+    expected = expected.predicted_depth[0].numpy()
+    ours = backend(
+        {"checkpoint": str(folder), "runtime": "torch"}, "relative", (518, 518), tmp_path
+    )
+    assert rel_error(ours.infer(image.astype(np.float32)), expected) < 1e-4
+
+
+def test_renamed_checkpoint_follows_the_backend_type_with_a_warning(tmp_path, caplog):
+    """Relative and metric heads have the same weights: a renamed official file does not say
+    which it is, so the backend type decides, and the user is told."""
+    path = tmp_path / "my_weights.pth"
+    save_official_pth(path, kind="metric", seed=6)
+    state = torch.load(path, weights_only=True)
+    image = random_image(126, 126, seed=7)
+    tensor = torch.from_numpy(normalize_on_host(image))
+    for kind in ("metric", "relative"):
+        reference = DepthAnythingV2(config_for("vits", kind, 20.0))
+        reference.load_state_dict(state)
+        with torch.no_grad():
+            expected = reference.eval()(tensor)[0, 0].numpy()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="edgedepth"):
+            ours = backend(
+                {"checkpoint": str(path), "runtime": "torch"}, kind, (126, 126), tmp_path
+            )
+        (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert str(path) in warning and f"using dav2-{kind}" in warning
+        assert rel_error(ours.infer(image.astype(np.float32)), expected) < 1e-5

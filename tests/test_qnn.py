@@ -53,3 +53,39 @@ def test_qnn_fp16_matches_cpu_and_reuses_the_context_binary(tmp_path, write_conf
             htp = np.load(tmp_path / out / f"{index:06d}.npy")
             assert np.abs(htp - cpu).max() / np.abs(cpu).max() < 1e-2
             assert not np.array_equal(htp, cpu)  # fp16 on the HTP, not a CPU fallback
+
+
+def test_qnn_compiles_a_graph_per_photo_size(tmp_path, write_config):
+    """Keep-aspect on photos of two sizes: each is run on the HTP at its own size (a second
+    compile, said in the log), and agrees with the CPU."""
+    from PIL import Image
+
+    checkpoint = tmp_path / "tiny-relative-hf"
+    save_hf(checkpoint, "relative", TINY, seed=2)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {"a": (90, 160), "b": (150, 110)}
+    for name, size in sizes.items():
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        Image.fromarray(image).save(photos / f"{name}.png")
+
+    def run(runtime: str) -> tuple[str, list[np.ndarray]]:
+        config = {
+            "source": {"type": "images", "path": str(photos)},
+            "preprocess": {"resize": {"policy": "keep-aspect", "lower_bound": 126}},
+            "backend": {"type": "dav2-relative", "checkpoint": str(checkpoint), "runtime": runtime},
+            "sinks": [{"type": "npy", "dir": runtime}],
+            "runtime": {"cache_dir": "cache"},
+        }
+        result = run_edgedepth("run", "--config", str(write_config(config)))
+        assert result.returncode == 0, result.stderr
+        return result.stderr, [np.load(tmp_path / runtime / f"{i:06d}.npy") for i in range(2)]
+
+    _, cpu = run("onnx-cpu")
+    log, htp = run("qnn")
+    assert "new input size 168×126" in log and "QNN compile" in log
+    assert log.count("context binary written") == 2
+    for size, on_cpu, on_htp in zip(sizes.values(), cpu, htp, strict=True):
+        assert on_htp.shape == on_cpu.shape == size
+        assert np.abs(on_htp - on_cpu).max() / np.abs(on_cpu).max() < 1e-2

@@ -89,3 +89,20 @@ def test_letterbox_pads_and_unpads():
     small = np.full((50, 50), np.nan, np.float32)
     small[12:37] = 2.0
     np.testing.assert_allclose(policy.restore(small, (50, 100), state), 2.0)
+
+
+def test_images_source_turns_photos_upright_and_keeps_each_size(tmp_path):
+    """EXIF orientation is applied (OpenCV's imread does it for the official scripts), and
+    images of different sizes each keep their own."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    rotated = Image.fromarray(pixels)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    rotated.save(tmp_path / "a.png", exif=exif)
+    Image.fromarray(pixels[:20]).save(tmp_path / "b.png")
+    source = ImagesSource(ImagesOptions(path=str(tmp_path)), context(tmp_path))
+    assert (source.info.height, source.info.width) == (60, 40)
+    upright, small = (frame.image for frame in source.frames())
+    assert np.array_equal(upright, np.rot90(pixels, k=-1))
+    assert small.shape == (20, 60, 3)

@@ -13,9 +13,16 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from edgedepth.frame import DepthKind
-from edgedepth.recording import read_depth_recording, recording_kind
+from edgedepth.recording import (
+    DepthRecorder,
+    read_depth_recording,
+    read_depth_segments,
+    recording_kind,
+    recording_segments,
+)
 from tests.conftest import POSIX_SIGNALS, TESTS, run_edgedepth, synthetic_config
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
@@ -136,3 +143,71 @@ def test_failing_sink_stops_the_run_and_the_others_finalise(tmp_path, write_conf
         played = sum(1 for _ in container.decode(video=0))
     recorded = list(read_depth_recording(tmp_path / "depth.mkv"))
     assert played >= 10 and len(recorded) >= 10  # everything written before the failure
+
+
+def test_frames_of_different_sizes(tmp_path, write_config):
+    """Photos of two sizes: the mp4 keeps the first size and letterboxes the others (it used to
+    crash on a taller frame and smear the edge of a smaller one); the lossless recording starts
+    a new segment per size and every segment round-trips exactly."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = [(64, 96), (64, 96), (80, 60), (80, 60), (64, 96), (32, 48)]  # (height, width)
+    rng = np.random.default_rng(0)
+    for index, (height, width) in enumerate(sizes):
+        image = rng.integers(40, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(image).save(photos / f"img{index}.png")
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "images", "path": "photos"},
+        backend=METRIC,
+        sinks=[
+            {"type": "video", "path": "depth.mp4", "lossless": "depth.mkv"},
+            {"type": "npy", "dir": "out"},
+        ],
+    )
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("scaled to fit and padded with black") == 1
+    with av.open(str(tmp_path / "depth.mp4")) as container:
+        pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(pictures) == len(sizes)
+    assert all(picture.shape == (64, 96, 3) for picture in pictures)
+    # 80×60 fits as 64×48, centred: black bars of 24 columns on each side.
+    portrait = pictures[2].astype(int)
+    assert portrait[:, :20].max() < 16 and portrait[:, 76:].max() < 16
+    assert portrait[:, 28:68].mean() > 40
+    # 32×48 is scaled up to fill the frame: no bars.
+    assert pictures[5][:, :4].mean() > 40 and pictures[5][:4].mean() > 40
+
+    segments = recording_segments(tmp_path / "depth.mkv")
+    assert [p.name for p in segments] == [
+        "depth.mkv",
+        "depth.part2.mkv",
+        "depth.part3.mkv",
+        "depth.part4.mkv",
+    ]
+    assert [len(list(read_depth_recording(p))) for p in segments] == [2, 2, 1, 1]
+    recorded = list(read_depth_segments(tmp_path / "depth.mkv"))
+    assert len(recorded) == len(sizes)
+    for index, (timestamp, depth) in enumerate(recorded):
+        produced = np.load(tmp_path / "out" / f"{index:06d}.npy")
+        assert depth.shape == produced.shape == sizes[index]
+        assert timestamp == pytest.approx(index / 30, abs=1e-3)
+        # The 16-bit millimetre values come back exactly.
+        assert np.array_equal(np.rint(depth * 1000), np.rint(produced * 1000))
+
+
+def test_segments_of_an_older_recording_are_not_read(tmp_path):
+    """A leftover depth.part2.mkv from an earlier run under the same name is not part of a new
+    one-segment recording."""
+    old = DepthRecorder(tmp_path / "depth.mkv", 30.0)
+    old.write(np.ones((4, 6), np.float32), DepthKind.METRIC_METERS, 0.0)
+    old.write(np.ones((6, 4), np.float32), DepthKind.METRIC_METERS, 0.1)
+    old.close()
+    assert (tmp_path / "depth.part2.mkv").exists()
+    new = DepthRecorder(tmp_path / "depth.mkv", 30.0)
+    new.write(np.full((4, 6), 2.0, np.float32), DepthKind.METRIC_METERS, 0.0)
+    new.close()
+    assert recording_segments(tmp_path / "depth.mkv") == [tmp_path / "depth.mkv"]
+    ((_, depth),) = list(read_depth_segments(tmp_path / "depth.mkv"))
+    assert np.array_equal(depth, np.full((4, 6), 2.0, np.float32))

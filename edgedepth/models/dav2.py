@@ -162,7 +162,11 @@ class Block(nn.Module):
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, patch_h: int, patch_w: int) -> torch.Tensor:
     """The pretrained (1, 1 + g², D) embedding for a patch_h × patch_w grid, as DINOv2 does it:
-    bicubic, no antialias, scale factor ((h + 0.1) / g, (w + 0.1) / g); unchanged at g × g."""
+    bicubic, no antialias, scale factor ((h + 0.1) / g, (w + 0.1) / g); unchanged at g × g.
+
+    This is the official DepthAnythingV2 code's function. transformers' DepthAnything
+    interpolates to ``size=(h, w)`` instead: its depth differs from the official one (and ours)
+    at every size but the native 518×518."""
     grid = math.isqrt(pos_embed.shape[1] - 1)
     if patch_h == grid and patch_w == grid:
         return pos_embed

@@ -2,6 +2,17 @@
 without executing pickled code, converted to our (the official) layout, and checked against the
 chosen variant with errors that list the mismatched keys.
 
+What a checkpoint says about itself is followed: a Hugging Face ``config.json`` gives the kind
+(relative/metric), ``max_depth``, the tapped blocks (``backbone_config.out_indices``) and the
+number of heads, even for a known encoder shape; an official file name gives the kind and the
+metric dataset. A file that says neither (a renamed ``.pth``) takes the kind from the backend
+type, with a warning.
+
+Hugging Face weights run through edgedepth's model, which follows the official code: at input
+sizes other than 518 the result differs from transformers' own ``DepthAnythingForDepthEstimation``
+forward, which interpolates the position embedding to ``size=(h, w)`` where the official code
+(and edgedepth) uses a scale factor with DINOv2's +0.1 offset. At 518×518 both agree.
+
 Official files are downloaded on request (never at import) into the cache directory.
 """
 
@@ -194,8 +205,17 @@ def _describe(path: Path, weights: Path, hf_config: dict[str, Any] | None) -> Ch
         kind = "metric" if hf_config.get("depth_estimation_type") == "metric" else "relative"
         max_depth = float(hf_config["max_depth"]) if kind == "metric" else None
         backbone = hf_config.get("backbone_config") or {}
-        if "out_indices" in backbone:
-            tapped = tuple(int(i) - 1 for i in backbone["out_indices"])  # type: ignore[assignment]
+        # Backbone stages: 0 is the patch embedding ("stem"), stage i the output of block i - 1.
+        stages = backbone.get("out_indices") or [
+            int(name.removeprefix("stage")) for name in backbone.get("out_features") or []
+        ]
+        if stages:
+            if len(stages) != 4 or not all(int(i) > 0 for i in stages):
+                raise CheckpointError(
+                    f"{weights.parent / 'config.json'}: backbone_config.out_indices {stages}: "
+                    "the DPT head takes four transformer blocks (indices from 1)"
+                )
+            tapped = tuple(int(i) - 1 for i in stages)  # type: ignore[assignment]
         heads = backbone.get("num_attention_heads")
     else:
         name = weights.name.lower()
@@ -338,6 +358,11 @@ def infer_config(state: StateDict, info: CheckpointInfo) -> DAv2Config:
             f"{info.path}: not a DepthAnythingV2 checkpoint (no DINOv2 encoder / DPT head keys; "
             f"first keys: {', '.join(list(state)[:3])})"
         ) from None
+    if info.tapped_blocks is not None and max(info.tapped_blocks) >= depth:
+        raise CheckpointError(
+            f"{info.path}: config.json taps block {max(info.tapped_blocks) + 1} (out_indices) "
+            f"but the weights have {depth} blocks"
+        )
     for name, known in ENCODERS.items():
         if (known.embed_dim, known.depth, known.features, known.out_channels, known.pos_grid) == (
             embed_dim,
@@ -346,7 +371,14 @@ def infer_config(state: StateDict, info: CheckpointInfo) -> DAv2Config:
             out_channels,
             pos_grid,
         ):
-            return replace(known, encoder=name)
+            # A Hugging Face config.json says which blocks feed the head and how many heads
+            # attend: it is followed even where it differs from the official variant.
+            return replace(
+                known,
+                encoder=name,
+                tapped_blocks=info.tapped_blocks or known.tapped_blocks,
+                num_heads=info.num_heads or known.num_heads,
+            )
     tapped = info.tapped_blocks or tuple(depth * q // 4 - 1 for q in (1, 2, 3, 4))
     heads = info.num_heads or max(1, embed_dim // 64)
     return DAv2Config(
@@ -384,21 +416,35 @@ def load_model(state: StateDict, config: DAv2Config, path: Path) -> DepthAnythin
     return model.eval()
 
 
-def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
-    """Random weights (for tests and demos without a checkpoint): the output means nothing, but
-    every layer carries signal (unit-gain weights, a sensible LayerScale), so it varies with the
-    image instead of being all zeros."""
+def randomize(model: torch.nn.Module, seed: int = 0, biases: bool = True) -> None:
+    """Random weights that carry signal through every layer (unit-gain weights, LayerScale 0.1),
+    so that the output varies with the image: for tests, demos and parity checks, in any layout
+    (ours, the official code's, transformers'). ``biases``: random biases and norm parameters
+    too (a stricter parity check); otherwise zero biases and unit norms."""
     generator = torch.Generator().manual_seed(seed)
-    model = DepthAnythingV2(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() > 1:
                 fan_in = param[0].numel()
                 param.copy_(torch.randn(param.shape, generator=generator) / math.sqrt(fan_in))
-            elif name.endswith("gamma"):
+            elif name.endswith(("gamma", "lambda1")):
                 param.fill_(0.1)
-            elif "norm" not in name:
-                param.zero_()
+            elif not biases:
+                if "norm" not in name:
+                    param.zero_()
+            elif "norm" in name and name.endswith("weight"):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
+            else:
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+
+
+def random_model(config: DAv2Config, seed: int = 0) -> DepthAnythingV2:
+    """Random weights (for tests and demos without a checkpoint): the output means nothing, but
+    every layer carries signal (unit-gain weights, a sensible LayerScale), so it varies with the
+    image instead of being all zeros."""
+    model = DepthAnythingV2(config)
+    randomize(model, seed, biases=False)
+    with torch.no_grad():
         # Keep the relative head's final ReLU mostly active.
         model.depth_head.scratch.output_conv2[2].bias.fill_(1.0 if config.kind == "relative" else 0)
     return model.eval()

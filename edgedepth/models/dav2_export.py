@@ -73,17 +73,27 @@ def graph_shapes(options: GraphOptions, input_size: tuple[int, int]) -> GraphSha
 
 class DepthGraph(nn.Module):
     """The network with the configured pre/post processing around it: what gets exported, and
-    what the ``torch`` runtime runs (so both compute the same function)."""
+    what the ``torch`` runtime runs (so both compute the same function).
 
-    def __init__(self, model: DepthAnythingV2, options: GraphOptions, input_size: tuple[int, int]):
+    With an ``input_size`` the graph is static (for export): the interpolated position embedding
+    becomes a constant. Without one it takes any size (the torch runtime) and interpolates the
+    position embedding per call, as the official code does; the numbers are the same."""
+
+    def __init__(
+        self,
+        model: DepthAnythingV2,
+        options: GraphOptions,
+        input_size: tuple[int, int] | None,
+    ):
         super().__init__()
         if options.invert and model.config.kind == "metric":
             raise EdgedepthError("graph.invert applies to relative models only (metric is metres)")
         self.model = model
         self.options = options
-        self.shapes = graph_shapes(options, input_size)
-        patch_h, patch_w = (side // PATCH_SIZE for side in self.shapes.network_size)
-        model.pretrained.freeze_input_size(patch_h, patch_w)
+        self.shapes = graph_shapes(options, input_size) if input_size is not None else None
+        if self.shapes is not None:
+            patch_h, patch_w = (side // PATCH_SIZE for side in self.shapes.network_size)
+            model.pretrained.freeze_input_size(patch_h, patch_w)
         if options.attention == "per-head":
             split_attention_per_head(model)
         self.register_buffer("mean", torch.tensor(MEAN_255).reshape(1, 3, 1, 1), persistent=False)
@@ -91,16 +101,17 @@ class DepthGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         align = self.options.align_corners
-        if tuple(image.shape[-2:]) != self.shapes.network_size:
+        shapes = self.shapes or graph_shapes(self.options, tuple(image.shape[-2:]))
+        if tuple(image.shape[-2:]) != shapes.network_size:
             image = F.interpolate(
-                image, size=self.shapes.network_size, mode="bilinear", align_corners=align
+                image, size=shapes.network_size, mode="bilinear", align_corners=align
             )
         if self.options.normalize:
             image = (image - self.mean) / self.std
         depth = self.model(image)
-        if self.shapes.output_size != self.shapes.network_size:
+        if shapes.output_size != shapes.network_size:
             depth = F.interpolate(
-                depth, size=self.shapes.output_size, mode="bilinear", align_corners=align
+                depth, size=shapes.output_size, mode="bilinear", align_corners=align
             )
         if self.options.invert:
             low = depth.amin(dim=(2, 3), keepdim=True)
@@ -111,6 +122,8 @@ class DepthGraph(nn.Module):
 
 def export_onnx(graph: DepthGraph, path: Path) -> None:
     """Export with static shapes (TorchScript exporter: one plain graph, folded constants)."""
+    if graph.shapes is None:
+        raise ValueError("export needs a DepthGraph built for a fixed input size")
     height, width = graph.shapes.input_size
     dummy = torch.zeros(1, 3, height, width)
     with torch.no_grad(), warnings.catch_warnings():
@@ -187,6 +200,33 @@ def graph_manifest(
     }
 
 
+def export_folder(
+    config: DAv2Config,
+    weights_id: str,
+    options: GraphOptions,
+    input_size: tuple[int, int],
+    cache_dir: Path,
+) -> Path:
+    """Where the export for (weights, config, options, input size) is cached."""
+    key_source = json.dumps(
+        {
+            "weights": weights_id,
+            "config": dataclasses.asdict(config),
+            "graph": options.model_dump(mode="json"),
+            "input": list(input_size),
+            "format": EXPORT_FORMAT,
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
+    return cache_dir / "exports" / f"dav2-{config.encoder}-{config.kind}-{key}"
+
+
+def is_exported(folder: Path) -> bool:
+    return (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists()
+
+
 def cached_export(
     model: DepthAnythingV2,
     weights_id: str,
@@ -197,21 +237,9 @@ def cached_export(
     """The ONNX file for (weights, config, options, input size), exported on first use.
 
     Returns the folder holding ``model.onnx`` and ``manifest.json``."""
-    key_source = json.dumps(
-        {
-            "weights": weights_id,
-            "config": dataclasses.asdict(model.config),
-            "graph": options.model_dump(mode="json"),
-            "input": list(input_size),
-            "format": EXPORT_FORMAT,
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
-    )
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
-    folder = cache_dir / "exports" / f"dav2-{model.config.encoder}-{model.config.kind}-{key}"
+    folder = export_folder(model.config, weights_id, options, input_size, cache_dir)
     log = logging.getLogger("edgedepth")
-    if (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists():
+    if is_exported(folder):
         log.info("using cached export %s", folder)
         return folder
     graph = DepthGraph(model, options, input_size)
