@@ -195,6 +195,7 @@ class Pipeline:
         try:
             backend = build_stage(spec.backend, context, loaded.label)
             built.append(backend)
+            context.depth_range = getattr(backend.obj, "depth_range", None)
             for item in [*spec.postprocessors, *spec.sinks]:
                 built.append(build_stage(item, context, loaded.label))
         except BaseException:

@@ -1,15 +1,27 @@
-"""Lossless depth recordings: 16-bit FFV1 in Matroska, which survives a killed process.
+"""Recordings: one video writer (:class:`VideoWriter`) for the colourised mp4 and for the
+lossless depth recording (:class:`DepthRecorder`), and the reader of depth recordings.
 
-Values are stored as ``round(depth * scale)`` in ``gray16le``: metric depth in millimetres
-(scale 1000; REP-118's 16UC1), relative depth scaled into 0..65535 with the scale kept in the
-file's metadata. Every packet is flushed as it is written (``flush_packets``), and Matroska is
-readable up to the last complete frame, so Ctrl-C, SIGTERM and even SIGKILL keep every frame
-written before them (measured: all but the last few frames after SIGKILL; see MEASURED.md).
+Both survive a killed process: every packet is flushed as it is written (``flush_packets``);
+the mp4 is fragmented (a fragment per frame) and Matroska is readable up to its last complete
+cluster, so Ctrl-C, SIGTERM and even SIGKILL keep every frame written before them (measured:
+all but the last few frames after SIGKILL; see MEASURED.md).
 
-A file has one frame size. When the depth size changes (a folder of photos of different sizes,
-a camera that changes mode) the recording is not rescaled (it would no longer be lossless): it
-continues in a new segment file, ``run.mkv`` → ``run.part2.mkv`` → ``run.part3.mkv`` …, each
-tagged with the recording's id and its segment number, the relative scale unchanged.
+Lossless depth: 16-bit FFV1 in Matroska (``gray16le``). A pixel is stored as
+``round(depth / unit) + offset``, and 0 marks an invalid pixel (NaN, infinite, or a metric depth
+≤ 0), read back as NaN. The unit is chosen when the recording starts, so that nothing in the
+depth's range is ever clipped:
+
+- metric depth: the finest of 1, 2, 5, 10 … mm whose 65535 steps cover the model's range
+  (``max_depth``: 1 mm up to 65 m, 2 mm for the 80 m of the outdoor model), 1 mm when the range
+  is not known (REP-118's 16UC1);
+- relative depth: 0..1 for maps that are normalised (the first frame within 0..1), otherwise
+  0 .. 4 × the first frame's maximum, with ``offset`` 1 so that 0 is a value;
+- a value beyond the range is stored as the largest one, with one warning per recording.
+
+The round trip is exact to the stored unit (``|read - written| ≤ unit / 2``). The unit,
+offset and kind are in the file's metadata. A file has one frame size: when the size changes
+(photos of different sizes, a camera that changes mode) the recording continues in a new
+segment file, ``run.mkv`` → ``run.part2.mkv`` …, each tagged with the recording's id.
 
     for timestamp, depth in read_depth_recording("run.mkv"):  # one file; float32 H×W
         ...
@@ -19,9 +31,10 @@ tagged with the recording's id and its segment number, the relative scale unchan
 
 from __future__ import annotations
 
+import errno
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,9 +46,15 @@ from edgedepth.frame import DepthKind
 
 log = logging.getLogger("edgedepth")
 
-MILLIMETRES = 1000.0
-#: Time base of the recorded timestamps (Matroska's own resolution is 1 ms).
+#: Time base of the lossless recording's timestamps (Matroska's own resolution is 1 ms).
 TIME_BASE = Fraction(1, 1000)
+#: Units tried for metric depth, in metres: the finest that covers the range is used.
+METRIC_UNITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+#: Relative depth that is not normalised: the range is this many times the first frame's max.
+RELATIVE_HEADROOM = 4.0
+#: The stored value of an invalid pixel.
+INVALID = 0
+LARGEST = 65535
 
 
 def frame_rate(fps: float) -> Fraction:
@@ -47,93 +66,272 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+def write_error(path: Path, exc: BaseException) -> EdgedepthError:
+    """A write failure as one line naming the file (and saying "disk full" when it is)."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        return EdgedepthError(f"cannot write {path}: disk full")
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return EdgedepthError(f"cannot write {path}: {reason}")
+
+
+class VideoWriter:
+    """One video file, written frame by frame: created at the first frame (its size), frames
+    stamped with increasing timestamps, every packet flushed, finished by :meth:`close`. A
+    write failure is one line naming the file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        container_format: str,
+        codec: str,
+        pix_fmt: str,
+        rate: Fraction,
+        time_base: Fraction,
+        container_options: Mapping[str, str] = {},
+        codec_options: Mapping[str, str] = {},
+        metadata: Mapping[str, str] = {},
+        threads: int | None = None,
+    ) -> None:
+        self.path = path
+        self.container_format = container_format
+        self.codec = codec
+        self.pix_fmt = pix_fmt
+        self.rate = rate
+        self.time_base = time_base
+        self.container_options = {"flush_packets": "1", **container_options}
+        self.codec_options = dict(codec_options)
+        self.metadata = dict(metadata)
+        self.threads = threads
+        #: Frames handed to the encoder (what is readable may be fewer after a failure:
+        #: :func:`count_frames` reads the file back).
+        self.frames = 0
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.VideoStream | None = None
+        self._last_pts = -1
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(height, width) of the file, once it is created."""
+        return None if self._stream is None else (self._stream.height, self._stream.width)
+
+    def _open(self, height: int, width: int) -> None:
+        try:
+            container = av.open(
+                str(self.path), "w", format=self.container_format, options=self.container_options
+            )
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(self.path, exc) from None
+        for key, value in self.metadata.items():
+            container.metadata[key] = value
+        stream = container.add_stream(self.codec, rate=self.rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.pix_fmt
+        stream.options = self.codec_options
+        if self.threads is not None:
+            stream.codec_context.thread_count = self.threads
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        self._container, self._stream = container, stream
+
+    def write(self, array: np.ndarray, array_format: str, timestamp: float) -> None:
+        """Encode one picture (H×W×3 ``rgb24`` or H×W ``gray16le``) shown at ``timestamp`` s;
+        timestamps are kept strictly increasing (a live run with drops stays in real time)."""
+        if self._container is None:
+            self._open(array.shape[0], array.shape[1])
+        assert self._container is not None and self._stream is not None
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=array_format)
+        pts = max(round(timestamp / self.time_base), self._last_pts + 1)
+        frame.pts, frame.time_base = pts, self.time_base
+        self._last_pts = pts
+        try:
+            self._container.mux(self._stream.encode(frame))
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(self.path, exc) from None
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (idempotent)."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            try:
+                container.mux(self._stream.encode())
+            finally:
+                container.close()
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(self.path, exc) from None
+
+
+def count_frames(path: Path) -> int:
+    """Frames that can be read back from a video file (its packets, without decoding)."""
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for packet in container.demux(video=0):
+                count += packet.size > 0
+    except (av.FFmpegError, OSError):  # a cut-off tail: what was read before it counts
+        pass
+    return count
+
+
+# --- lossless depth -------------------------------------------------------------------------------
+
+
 def segment_path(path: Path, segment: int) -> Path:
     """The file of a recording's ``segment`` (1: ``path`` itself, 2: ``name.part2.mkv``, …)."""
     return path if segment == 1 else path.with_name(f"{path.stem}.part{segment}{path.suffix}")
 
 
-class DepthRecorder:
-    """Writes depth maps to a 16-bit FFV1/MKV file, frame by frame; a new segment file each
-    time the frame size changes (:data:`segments` lists them)."""
+def depth_unit(kind: DepthKind, first: np.ndarray, known_range: float | None) -> tuple[float, int]:
+    """(unit, offset) of a new recording: see the module docstring."""
+    if kind is DepthKind.METRIC_METERS:
+        if known_range is None:
+            return METRIC_UNITS[0], 0
+        fits = [u for u in METRIC_UNITS if u * (LARGEST - 1) >= known_range]
+        return (fits[0] if fits else METRIC_UNITS[-1]), 0
+    finite = first[np.isfinite(first)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 1.0
+    top = 1.0 if low >= 0.0 and high <= 1.0 else RELATIVE_HEADROOM * max(high, 1e-6)
+    return top / (LARGEST - 1), 1
 
-    def __init__(self, path: Path, fps: float, relative_max: float | None = None) -> None:
+
+class DepthRecorder:
+    """Writes depth maps to 16-bit FFV1/MKV, frame by frame, each pixel in the recording's unit
+    (:func:`depth_unit`); a new segment file each time the frame size changes (listed in
+    :attr:`segments`). ``known_range``: the largest depth the model gives (metric
+    ``max_depth``), ``relative_max``: the relative value stored as the largest (overrides the
+    headroom rule)."""
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        relative_max: float | None = None,
+        known_range: float | None = None,
+    ) -> None:
         self.path = path
         self.fps = fps
         self.relative_max = relative_max
-        self.scale: float | None = None
+        self.known_range = known_range
+        self.unit: float | None = None
+        self.offset = 0
         self.frames = 0
+        #: Pixels beyond the range (stored as the largest value), over the whole recording.
+        self.out_of_range = 0
         self.segments: list[Path] = []
         self.recording_id = uuid.uuid4().hex
-        self._last_pts = -1
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.VideoStream | None = None
+        self._writer: VideoWriter | None = None
+        self._kind: DepthKind | None = None
+        #: (shape, timestamp) of invalid frames that came before the unit could be chosen.
+        self._pending: list[tuple[tuple[int, ...], float]] = []
+        self._last_time = -1.0
 
-    def _open(self, depth: np.ndarray, kind: DepthKind) -> None:
-        if self.scale is None and kind == DepthKind.METRIC_METERS:
-            self.scale = MILLIMETRES
-        elif self.scale is None:
-            # Relative values have no unit: map 0..max into 0..65535, max from the first frame
-            # with headroom (or given), and store the scale so the reader can undo it.
-            top = self.relative_max or 2.0 * float(np.nanmax(depth)) or 1.0
-            self.scale = 65535.0 / top
-        path = segment_path(self.path, len(self.segments) + 1)
-        # Matroska holds a cluster in memory until it closes: keep clusters short so little is
-        # lost on a kill; FFV1 on one thread has no frame delay.
-        container = av.open(
-            str(path),
-            "w",
-            format="matroska",
-            options={"flush_packets": "1", "cluster_time_limit": "100"},
+    def _choose_unit(self, depth: np.ndarray, kind: DepthKind) -> None:
+        self._kind = kind
+        if self.relative_max is not None and kind is not DepthKind.METRIC_METERS:
+            self.unit, self.offset = self.relative_max / (LARGEST - 1), 1
+        else:
+            self.unit, self.offset = depth_unit(kind, depth, self.known_range)
+        log.debug("video: lossless unit %g, offset %d (%s)", self.unit, self.offset, kind.value)
+
+    def _new_segment(self, height: int, width: int) -> VideoWriter:
+        assert self._kind is not None and self.unit is not None
+        self.segments.append(segment_path(self.path, len(self.segments) + 1))
+        metric = self._kind is DepthKind.METRIC_METERS
+        metadata = {
+            "RECORDING_ID": self.recording_id,
+            "SEGMENT": str(len(self.segments)),
+            "DEPTH_KIND": self._kind.value,
+            # value = (stored - offset) / scale; stored 0 = invalid
+            "DEPTH_SCALE": repr(1.0 / self.unit),
+            "DEPTH_OFFSET": str(self.offset),
+            "DEPTH_INVALID": str(INVALID),
+            "DEPTH_UNITS": f"{self.unit * 1000:g} mm" if metric else f"{self.unit:g} (relative)",
+        }
+        return VideoWriter(
+            self.segments[-1],
+            container_format="matroska",
+            codec="ffv1",
+            pix_fmt="gray16le",
+            rate=frame_rate(self.fps),
+            time_base=TIME_BASE,
+            # Matroska holds a cluster in memory until it closes: short clusters lose little
+            # on a kill.
+            container_options={"cluster_time_limit": "100"},
+            metadata=metadata,
+            threads=1,  # FFV1 on one thread has no frame delay
         )
-        self.segments.append(path)
-        container.metadata["RECORDING_ID"] = self.recording_id
-        container.metadata["SEGMENT"] = str(len(self.segments))
-        container.metadata["DEPTH_KIND"] = kind.value
-        container.metadata["DEPTH_SCALE"] = repr(self.scale)
-        container.metadata["DEPTH_UNITS"] = (
-            "millimetres" if kind == DepthKind.METRIC_METERS else "relative"
-        )
-        stream = container.add_stream("ffv1", rate=frame_rate(self.fps))
-        stream.width, stream.height = depth.shape[1], depth.shape[0]
-        stream.pix_fmt = "gray16le"
-        stream.codec_context.thread_count = 1
-        stream.time_base = TIME_BASE
-        stream.codec_context.time_base = TIME_BASE
-        self._container, self._stream = container, stream
+
+    def encode(self, depth: np.ndarray, kind: DepthKind) -> np.ndarray:
+        """The stored 16-bit values of ``depth`` (0 where invalid)."""
+        assert self.unit is not None
+        valid = np.isfinite(depth)
+        if kind is DepthKind.METRIC_METERS:
+            valid &= depth > 0
+        scaled = np.rint(np.where(valid, depth, 0.0) / self.unit) + self.offset
+        beyond = valid & (scaled > LARGEST)
+        if beyond.any():
+            if not self.out_of_range:
+                log.warning(
+                    "warning: video: depth up to %.4g beyond the range of %s (%.4g): stored as "
+                    "%.4g (set relative_max, or the model's max_depth)",
+                    float(np.nanmax(np.where(valid, depth, np.nan))),
+                    self.path,
+                    (LARGEST - self.offset) * self.unit,
+                    (LARGEST - self.offset) * self.unit,
+                )
+            self.out_of_range += int(beyond.sum())
+        stored = np.clip(scaled, INVALID + 1, LARGEST)
+        return np.where(valid, stored, INVALID).astype(np.uint16)
 
     def write(self, depth: np.ndarray, kind: DepthKind, timestamp: float) -> None:
-        if self._stream is not None and depth.shape != (self._stream.height, self._stream.width):
-            previous = (self._stream.height, self._stream.width)
-            self._close_segment()
+        if self.unit is None:
+            if not self._can_choose_unit(depth, kind):
+                # Nothing valid to size relative depth by yet: keep the frame's place (it is
+                # all invalid, whatever the unit) and choose with the first valid frame.
+                self._pending.append((depth.shape, timestamp))
+                self._kind = kind
+                return
+            self._choose_unit(depth, kind)
+            for shape, pending_time in self._pending:
+                self._write_stored(np.zeros(shape, np.uint16), pending_time)
+            self._pending.clear()
+        self._write_stored(self.encode(depth, kind), timestamp)
+
+    def _can_choose_unit(self, depth: np.ndarray, kind: DepthKind) -> bool:
+        relative = kind is not DepthKind.METRIC_METERS and self.relative_max is None
+        return not relative or bool(np.isfinite(depth).any())
+
+    def _write_stored(self, stored: np.ndarray, timestamp: float) -> None:
+        if self._writer is not None and stored.shape != self._writer.size:
+            previous = self._writer.size
+            self._writer.close()
+            self._writer = None
             log.info(
                 "video: depth size changed from %d×%d to %d×%d at frame %d: the lossless "
                 "recording continues in %s (one frame size per file)",
-                *previous,
-                *depth.shape,
+                *previous,  # type: ignore[misc]
+                *stored.shape,
                 self.frames,
                 segment_path(self.path, len(self.segments) + 1),
             )
-        if self._container is None:
-            self._open(depth, kind)
-        assert self._stream is not None and self._container is not None and self.scale is not None
-        stored = np.clip(np.rint(np.nan_to_num(depth, nan=0.0) * self.scale), 0, 65535)
-        frame = av.VideoFrame.from_ndarray(stored.astype(np.uint16), format="gray16le")
-        pts = max(round(timestamp / TIME_BASE), self._last_pts + 1)  # strictly increasing
-        frame.pts, frame.time_base = pts, TIME_BASE
-        self._last_pts = pts
-        self._container.mux(self._stream.encode(frame))
+        if self._writer is None:
+            self._writer = self._new_segment(*stored.shape)
+        self._writer.write(stored, "gray16le", timestamp)
         self.frames += 1
 
-    def _close_segment(self) -> None:
-        if self._container is not None:
-            try:
-                self._container.mux(self._stream.encode())
-            finally:
-                self._container.close()
-                self._container, self._stream = None, None
-
     def close(self) -> None:
-        self._close_segment()
+        if self._pending:  # every frame was invalid: any unit stores them
+            self.unit, self.offset = 1.0 / (LARGEST - 1), 1
+            for shape, pending_time in self._pending:
+                self._write_stored(np.zeros(shape, np.uint16), pending_time)
+            self._pending.clear()
+        if self._writer is not None:
+            self._writer.close()
         if len(self.segments) > 1:
             names = ", ".join(path.name for path in self.segments)
             log.info("video: lossless recording in %d segments: %s", len(self.segments), names)
@@ -141,21 +339,24 @@ class DepthRecorder:
 
 def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
     """(timestamp seconds, float32 depth H×W) for every frame of a recording; metric
-    recordings come back in metres. A truncated file yields every complete frame."""
+    recordings come back in metres, invalid pixels as NaN. A truncated file yields every
+    complete frame."""
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as exc:
-        raise EdgedepthError(f"{path}: cannot open depth recording: {exc}") from None
-    with container:
-        metadata = {key.upper(): value for key, value in container.metadata.items()}
-        if "DEPTH_SCALE" not in metadata:
-            raise EdgedepthError(f"{path}: not an edgedepth depth recording (no DEPTH_SCALE tag)")
-        scale = float(metadata["DEPTH_SCALE"])
+    metadata = _metadata(path)
+    if "DEPTH_SCALE" not in metadata:
+        raise EdgedepthError(f"{path}: not an edgedepth depth recording (no DEPTH_SCALE tag)")
+    scale = np.float32(float(metadata["DEPTH_SCALE"]))
+    offset = int(metadata.get("DEPTH_OFFSET", 0))
+    # Recordings from before DEPTH_INVALID stored 0 for no measurement too, as a value.
+    invalid = int(metadata["DEPTH_INVALID"]) if "DEPTH_INVALID" in metadata else None
+    with av.open(str(path)) as container:
         try:
             for frame in container.decode(video=0):
                 stored = frame.to_ndarray(format="gray16le")
-                yield float(frame.time or 0.0), (stored.astype(np.float32) / np.float32(scale))
+                depth = (stored.astype(np.float32) - np.float32(offset)) / scale
+                if invalid is not None:
+                    depth[stored == invalid] = np.nan
+                yield float(frame.time or 0.0), depth
         except av.error.InvalidDataError:  # the cut-off tail of a killed recording
             return
 
@@ -190,6 +391,4 @@ def read_depth_segments(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def recording_kind(path: str | Path) -> DepthKind:
-    with av.open(str(path)) as container:
-        metadata = {key.upper(): value for key, value in container.metadata.items()}
-    return DepthKind(metadata["DEPTH_KIND"])
+    return DepthKind(_metadata(Path(path))["DEPTH_KIND"])

@@ -60,6 +60,10 @@ class BuildContext:
     #: policy. Later frames may differ (``keep-aspect`` on photos of different sizes): a backend
     #: takes the size of each ``infer`` image.
     input_size: tuple[int, int] | None = None
+    #: (min, max) the backend's depth can take, when it is known (a metric model's
+    #: ``0..max_depth``): sinks size their recordings by it. Set once the backend is built,
+    #: from the backend's optional ``depth_range`` attribute.
+    depth_range: tuple[float, float] | None = None
     #: Set when the run is asked to stop (end of a failed run, Ctrl-C, SIGTERM, ``q``): wait on
     #: it (``context.stop_requested.wait(seconds)``) instead of sleeping.
     stop_requested: threading.Event = field(default_factory=threading.Event)

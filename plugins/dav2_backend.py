@@ -126,6 +126,8 @@ class DAv2Backend:
         self.sizes_seen: set[tuple[int, int]] = set()
         self.graph: Any = None  # the torch runtime's module
         self.model_path: Path | None = None  # a ready model
+        #: (min, max) of the depth when known (metric: 0..max_depth); sinks size recordings by it.
+        self.depth_range: tuple[float, float] | None = None
         # Setting ``terminate`` on these makes a running session.run return (see cancel()).
         self._run_options = ort.RunOptions()
         if options.model is not None:
@@ -144,6 +146,9 @@ class DAv2Backend:
             manifest.get("depth_kind")
             or (DepthKind.METRIC_METERS if self.kind == "metric" else DepthKind.RELATIVE_DISPARITY)
         )
+        value_range = (manifest.get("outputs") or [{}])[0].get("range")
+        if self.depth_kind is DepthKind.METRIC_METERS and isinstance(value_range, list):
+            self.depth_range = (float(value_range[0]), float(value_range[1]))
         folder = given if given.is_dir() else model_path.parent
         reference = _reference_model(folder, model_path, manifest)
         context_model = is_context_model(model_path)
@@ -175,6 +180,8 @@ class DAv2Backend:
         self.model_config = model.config
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)
+        if self.depth_kind is DepthKind.METRIC_METERS:
+            self.depth_range = (0.0, float(model.config.max_depth))
         self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         if self.options.runtime == "torch":
             graph_shapes(self.options.graph, first_size)  # a bad size fails now, not mid-run

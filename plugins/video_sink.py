@@ -15,20 +15,19 @@ lossless recording is never rescaled: it continues in a new segment file per siz
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from typing import Literal
 
-import av
 import numpy as np
 from pydantic import Field, model_validator
 
 import edgedepth
 from edgedepth.colorize import ColormapName, DisplayRange, colorize, colour_bar, side_by_side
 from edgedepth.config import OutputPath, StrictModel
-from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.imageops import Letterbox, resize_rgb
-from edgedepth.recording import DepthRecorder, frame_rate
-from edgedepth.stages import BuildContext
+from edgedepth.recording import DepthRecorder, VideoWriter, count_frames, frame_rate
+from edgedepth.stages import BuildContext, SinkOutput
 
 log = logging.getLogger("edgedepth")
 
@@ -49,9 +48,11 @@ class VideoSinkOptions(StrictModel):
     ] = "veryfast"  # fmt: skip
     #: Frame rate of the file; omitted: the source's (29.97 stays 29.97).
     fps: float | None = Field(None, gt=0)
-    #: Lossless 16-bit depth recording (.mkv, FFV1): metric in millimetres.
+    #: Lossless 16-bit depth recording (.mkv, FFV1): metric in steps of 1 mm (2 mm for a model
+    #: that reaches beyond 65 m), invalid pixels marked (see :mod:`edgedepth.recording`).
     lossless: OutputPath | None = None
-    #: Relative depth only: the value stored as 65535 (default: twice the first frame's max).
+    #: Relative depth only: the largest value stored (default: 1 for maps normalised to 0..1,
+    #: else 4 × the first frame's maximum); beyond it values are clipped, with a warning.
     relative_max: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
@@ -67,79 +68,59 @@ class VideoSink:
         source_fps = context.source.fps if context.source else None
         self.fps = frame_rate(options.fps or source_fps or 30.0)
         self.display_range = DisplayRange(fixed=options.range)
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.VideoStream | None = None
         #: (height, width) of the first picture: every later one is fitted into it.
         self.picture_size: tuple[int, int] | None = None
         self._warned_size = False
-        self._last_pts = -1
+        self.video = (
+            VideoWriter(
+                options.path,
+                container_format="mp4",
+                codec="libx264",
+                pix_fmt="yuv420p",
+                rate=self.fps,
+                time_base=Fraction(1) / self.fps,
+                container_options={
+                    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                    # A fragment per frame: a kill loses at most the frames in flight.
+                    "frag_duration": "1",
+                },
+                codec_options={
+                    "crf": str(options.crf),
+                    "preset": options.preset,
+                    "tune": "zerolatency",
+                    "g": str(max(1, round(float(self.fps) / 2))),  # short GOP: cheap seeking
+                },
+            )
+            if options.path
+            else None
+        )
+        known_range = context.depth_range[1] if context.depth_range else None
         self.recorder = (
-            DepthRecorder(options.lossless, float(self.fps), options.relative_max)
+            DepthRecorder(options.lossless, float(self.fps), options.relative_max, known_range)
             if options.lossless
             else None
         )
 
-    def _open(self, height: int, width: int) -> None:
-        assert self.options.path is not None
-        try:
-            container = av.open(
-                str(self.options.path),
-                "w",
-                format="mp4",
-                options={
-                    "movflags": "frag_keyframe+empty_moov+default_base_moof",
-                    # A fragment per frame: a kill loses at most the frames in flight.
-                    "frag_duration": "1",
-                    "flush_packets": "1",
-                },
-            )
-        except (av.FFmpegError, OSError) as exc:
-            raise EdgedepthError(f"{self.options.path}: cannot create video: {exc}") from None
-        stream = container.add_stream("libx264", rate=self.fps)
-        # yuv420p needs even sizes; a short GOP keeps seeking cheap.
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = {
-            "crf": str(self.options.crf),
-            "preset": self.options.preset,
-            "tune": "zerolatency",
-            "g": str(max(1, round(float(self.fps) / 2))),
-        }
-        self._container, self._stream = container, stream
-
     def write(self, frame: Frame) -> None:
+        assert frame.depth is not None and frame.depth_kind is not None
         if self.recorder is not None:
             self.recorder.write(frame.depth, frame.depth_kind, frame.timestamp)
-        if self.options.path is None:
+        if self.video is None:
             return
         low, high = self.display_range.update(frame.depth)
         picture = colorize(frame.depth, frame.depth_kind, low, high, self.options.colormap)
         if self.options.layout == "side-by-side":
             bar = colour_bar(frame.height, frame.depth_kind, low, high, self.options.colormap)
             picture = side_by_side(frame.image, picture, bar)
-        if self._container is None:
+        if self.picture_size is None:
             self.picture_size = picture.shape[:2]
-            self._open(*picture.shape[:2])
-        assert self._stream is not None and self._container is not None
-        if picture.shape[:2] != self.picture_size:
+        elif picture.shape[:2] != self.picture_size:
             picture = self._fit(picture, frame.index)
-        if picture.shape[:2] != (self._stream.height, self._stream.width):
-            # yuv420p needs even sides: repeat the last row / column.
-            picture = np.pad(
-                picture,
-                (
-                    (0, self._stream.height - picture.shape[0]),
-                    (0, self._stream.width - picture.shape[1]),
-                    (0, 0),
-                ),
-                mode="edge",
-            )
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
-        # Timestamps from the frames (live runs with drops stay in real time), kept increasing.
-        pts = max(round(frame.timestamp * self.fps), self._last_pts + 1)
-        video_frame.pts, video_frame.time_base = pts, 1 / self.fps
-        self._last_pts = pts
-        self._container.mux(self._stream.encode(video_frame))
+        # yuv420p needs even sides: repeat the last row / column.
+        height, width = picture.shape[:2]
+        if height % 2 or width % 2:
+            picture = np.pad(picture, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        self.video.write(picture, "rgb24", frame.timestamp)
 
     def _fit(self, picture: np.ndarray, index: int) -> np.ndarray:
         """Letterbox a picture of another size into the first picture's size."""
@@ -165,14 +146,29 @@ class VideoSink:
 
     def close(self) -> None:
         try:
-            if self._container is not None:
-                try:
-                    self._container.mux(self._stream.encode())
-                finally:
-                    self._container.close()
+            if self.video is not None:
+                self.video.close()
         finally:
             if self.recorder is not None:
                 self.recorder.close()
+
+    def outputs(self) -> list[SinkOutput]:
+        """What the files hold, read back (after a failure, fewer than were written)."""
+        written = []
+        if self.video is not None and self.video.frames:
+            written.append(
+                SinkOutput(self.video.path, count_frames(self.video.path), "colourised H.264")
+            )
+        if self.recorder is not None:
+            unit = self.recorder.unit or 0.0
+            for segment in self.recorder.segments:
+                what = "lossless 16-bit depth, " + (
+                    f"{unit * 1000:g} mm steps"
+                    if self.recorder.offset == 0
+                    else f"steps of {unit:.3g} (relative)"
+                )
+                written.append(SinkOutput(segment, count_frames(segment), what))
+        return written
 
 
 @edgedepth.hookimpl

@@ -211,3 +211,86 @@ def test_segments_of_an_older_recording_are_not_read(tmp_path):
     assert recording_segments(tmp_path / "depth.mkv") == [tmp_path / "depth.mkv"]
     ((_, depth),) = list(read_depth_segments(tmp_path / "depth.mkv"))
     assert np.array_equal(depth, np.full((4, 6), 2.0, np.float32))
+
+
+RAMP = str(TESTS / "plugins" / "ramp.py")
+
+
+def lossless_run(tmp_path, write_config, backend, frames=4):
+    config = synthetic_config(
+        tmp_path,
+        plugins=[RAMP],
+        source={"type": "synthetic", "frames": frames, "width": 64, "height": 48},
+        backend={"type": "ramp", **backend},
+        sinks=[
+            {"type": "video", "lossless": "d.mkv"},
+            {"type": "npy", "dir": "out", "existing": "clear"},
+        ],
+    )
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    recorded = [depth for _, depth in read_depth_recording(tmp_path / "d.mkv")]
+    produced = [np.load(tmp_path / "out" / f"{i:06d}.npy") for i in range(frames)]
+    return result, recorded, produced
+
+
+def test_lossless_metric_covers_the_models_range_and_marks_invalid_pixels(tmp_path, write_config):
+    # The outdoor model reaches 80 m: millimetres in 16 bits stop at 65.535 m.
+    result, recorded, produced = lossless_run(
+        tmp_path, write_config, {"max_depth": 80.0, "nan_rows": 3}
+    )
+    for got, want in zip(recorded, produced, strict=True):
+        assert np.isnan(got[:3]).all()  # invalid pixels stay invalid, explicitly
+        assert np.nanmax(got) > 74.9  # beyond the 65.535 m of millimetres
+        assert np.abs(got[3:] - want[3:]).max() <= 0.001 + 1e-5  # 2 mm steps: exact to 1 mm
+    assert "wrote" in result.stderr and "2 mm steps" in result.stderr
+    assert "beyond the range" not in result.stderr
+
+
+def test_lossless_relative_grows_without_clipping_and_warns_beyond(tmp_path, write_config):
+    relative = {"kind": "relative-disparity", "max_depth": 5.0}
+    # Growing to 3× the first frame: inside the 4× headroom, nothing clipped (2× clipped before).
+    _, recorded, produced = lossless_run(tmp_path, write_config, {**relative, "growth": 1.44})
+    step = 4 * 5.0 / 65534
+    for got, want in zip(recorded, produced, strict=True):
+        assert np.abs(got - want).max() <= step / 2 + 1e-5
+    # Growing to 8×: beyond the range, said once, the rest still exact.
+    result, recorded, produced = lossless_run(tmp_path, write_config, {**relative, "growth": 2.0})
+    assert result.stderr.count("beyond the range") == 1
+    inside = produced[-1] <= 20.0
+    assert np.abs(recorded[-1][inside] - produced[-1][inside]).max() <= step / 2 + 1e-5
+
+
+def test_lossless_after_an_all_nan_first_frame(tmp_path, write_config):
+    relative = {"kind": "relative-disparity", "max_depth": 5.0, "nan_first_frame": True}
+    _, recorded, produced = lossless_run(tmp_path, write_config, relative)
+    assert np.isnan(recorded[0]).all()
+    for got, want in zip(recorded[1:], produced[1:], strict=True):
+        assert np.isfinite(got).all() and np.abs(got - want).max() <= 20.0 / 65534
+
+
+def test_full_disk_reports_what_the_recording_holds(tmp_path, write_config, small_disk):
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "frames": 400, "width": 64, "height": 48},
+        sinks=[{"type": "video", "lossless": str(small_disk / "d.mkv")}],
+    )
+    result = run_edgedepth("run", "--config", str(write_config(config)), timeout=120)
+    assert result.returncode == 1, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert f"cannot write {small_disk / 'd.mkv'}: disk full" in line
+    assert "Traceback" not in result.stderr
+    readable = len(list(read_depth_recording(small_disk / "d.mkv")))
+    assert readable > 0
+    assert f"wrote {small_disk / 'd.mkv'}: {readable} frames" in result.stderr  # what it holds
+
+
+def test_a_recording_of_invalid_frames_only(tmp_path):
+    recorder = DepthRecorder(tmp_path / "nan.mkv", 30.0)
+    for index in range(3):
+        recorder.write(np.full((8, 10), np.nan, np.float32), DepthKind.RELATIVE_DEPTH, index / 30)
+    recorder.close()
+    recorded = list(read_depth_recording(tmp_path / "nan.mkv"))
+    assert len(recorded) == 3 and all(np.isnan(depth).all() for _, depth in recorded)
+    with av.open(str(tmp_path / "nan.mkv")) as container:
+        assert np.isfinite(float(container.metadata["DEPTH_SCALE"]))  # a usable unit all the same
