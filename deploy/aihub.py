@@ -11,31 +11,28 @@ AI Hub offers): QNN loads context binaries from the same or an older SDK only.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import inspect
 import logging
 import os
 import shlex
 import shutil
-import socket
 import sys
-import threading
 import time
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import ParseResult, urlparse
 
 import numpy as np
 
-from edgedepth.aihub_config import check_credentials, proxy_for
+from edgedepth.aihub_config import check_credentials
 from edgedepth.deploy.artifact import write_manifest
 from edgedepth.deploy.compare import compare_depth, format_comparison
 from edgedepth.depth_graph import INPUT_NAME, read_manifest
 from edgedepth.errors import EdgedepthError
+from edgedepth.network import unreachable
 from edgedepth.ort_session import (
     check_context_version,
     is_context_model,
@@ -79,53 +76,12 @@ def hub_errors(what: str) -> Iterator[None]:
 # --- configuration and network -------------------------------------------------------------------
 
 
-def _connect_and_tunnel(
-    host: str, port: int, timeout: float, proxy: ParseResult | None
-) -> str | None:
-    """Connect to host:port, through ``proxy`` (HTTP CONNECT) when given; the reason it failed,
-    or None."""
-    address = (proxy.hostname or "", proxy.port or 8080) if proxy else (host, port)
-    try:
-        with socket.create_connection(address, timeout=timeout) as connection:
-            if proxy is None:
-                return None
-            request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            if proxy.username:
-                secret = f"{proxy.username}:{proxy.password or ''}".encode()
-                request += f"Proxy-Authorization: Basic {base64.b64encode(secret).decode()}\r\n"
-            connection.sendall((request + "\r\n").encode())
-            status_line = connection.makefile("rb").readline().decode("latin-1").strip()
-    except OSError as exc:
-        return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    parts = status_line.split(" ", 2)
-    if len(parts) >= 2 and parts[1] == "200":
-        return None
-    return f"the proxy answered {status_line or 'nothing'!r} to CONNECT"
-
-
 def check_reachable(api_url: str, timeout: float = 10.0) -> None:
     """Fail fast (within ``timeout``, DNS included) when the service cannot be reached, through
     the proxy the client would use."""
-    parsed = urlparse(api_url)
-    host = parsed.hostname or api_url
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    proxy = proxy_for(api_url)
-    failure: list[str | None] = []
-
-    def connect() -> None:
-        failure.append(_connect_and_tunnel(host, port, timeout, proxy))
-
-    # A thread: a DNS lookup cannot be given a timeout.
-    probe = threading.Thread(target=connect, daemon=True)
-    probe.start()
-    probe.join(timeout)
-    via = f" through the proxy {proxy.hostname}:{proxy.port or 8080}" if proxy else ""
-    if probe.is_alive():
-        raise EdgedepthError(
-            f"cannot reach AI Hub at {host}:{port}{via} (no answer in {timeout:g} s)"
-        )
-    if failure and failure[0]:
-        raise EdgedepthError(f"cannot reach AI Hub at {host}:{port}{via} ({failure[0]})")
+    reason = unreachable(api_url, timeout)
+    if reason is not None:
+        raise EdgedepthError(f"cannot reach AI Hub at {reason}")
 
 
 # --- jobs ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,6 +151,18 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
     )
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def prepare_out_dir(out_dir: Path, option: str = "--out") -> None:
+    """Create the output folder and make sure it can be written, before any work is done."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise EdgedepthError(
+            f"{option} {out_dir}: cannot write there ({exc.strerror or exc})"
+        ) from None
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from edgedepth.deploy.artifact import (
     export_float_graph,
     model_inputs,
     parse_size,
+    prepare_out_dir,
     require_model_dir,
     sample_frames,
 )
@@ -53,7 +54,13 @@ def _target(
 def _source_override(calibration: str, frame_size: tuple[int, int]) -> str:
     """--calibration VIDEO | DIR | synthetic[:N] → a YAML source section."""
     if calibration.startswith("synthetic"):
-        count = int(calibration.partition(":")[2] or 16)
+        count_text = calibration.partition(":")[2] or "16"
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise EdgedepthError(
+                f"--calibration {calibration}: synthetic:N takes a number of frames (≥ 1), "
+                f"not {count_text!r}"
+            )
+        count = int(count_text)
         height, width = frame_size
         return f"{{type: synthetic, frames: {count}, width: {width}, height: {height}}}"
     path = Path(calibration).resolve()
@@ -80,6 +87,7 @@ def export(
 ) -> None:
     """ONNX of the config's model with its pre/post processing in the graph, plus manifest.json."""
     with user_errors(debug):
+        prepare_out_dir(out_dir)
         target = _target(config, overrides, input_size)
         manifest = export_float_graph(target, out_dir)
         (inp,), (out,) = manifest["inputs"], manifest["outputs"]
@@ -116,12 +124,12 @@ def quantize(
     from edgedepth.deploy.quantize import quantize_model
 
     with user_errors(debug):
+        prepare_out_dir(out_dir)
         target = _target(config, overrides, input_size)
+        calibration_source = _source_override(calibration, target.frame_size)  # before the work
         float_dir = out_dir / "float"
         manifest = export_float_graph(target, float_dir)
-        calibration_target = _target(
-            config, overrides, input_size, _source_override(calibration, target.frame_size)
-        )
+        calibration_target = _target(config, overrides, input_size, calibration_source)
         frames = sample_frames(calibration_target, count)
         manifest = quantize_model(float_dir, manifest, out_dir, frames, scheme, calibration)  # type: ignore[arg-type]
         accuracy = manifest["quantization"]["cpu_accuracy_vs_float"]
@@ -189,6 +197,7 @@ def compile_command(
             from edgedepth.deploy import aihub
 
             aihub.check_credentials()  # before any export or upload
+        prepare_out_dir(out_dir)
         target = _target(config, overrides, input_size)
         if model_dir is not None:
             manifest = require_model_dir(model_dir, "--model")

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import configparser
 import os
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import ParseResult, urlparse
+from urllib.parse import urlparse
 
 from edgedepth.errors import EdgedepthError
 
@@ -65,16 +64,3 @@ def check_credentials() -> ClientSettings:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise EdgedepthError(f"{path}: {key} {api[key].strip()!r} is not an http(s) URL")
     return ClientSettings(path, api["api_url"].strip(), api["web_url"].strip())
-
-
-def proxy_for(url: str) -> ParseResult | None:
-    """The proxy the client (``requests``) would use for ``url``: HTTPS_PROXY / https_proxy
-    (HTTP_PROXY for http URLs), unless NO_PROXY names the host; on Windows also the system
-    proxy settings."""
-    parsed = urlparse(url)
-    if urllib.request.proxy_bypass(parsed.hostname or ""):
-        return None
-    proxy = urllib.request.getproxies().get(parsed.scheme)
-    if not proxy:
-        return None
-    return urlparse(proxy if "://" in proxy else f"http://{proxy}")

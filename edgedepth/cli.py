@@ -267,4 +267,14 @@ def main() -> None:
     if unsupported:  # before anything else fails in a less helpful way
         click.echo(f"error: {unsupported}", err=True)
         sys.exit(2)
-    build_cli()(prog_name="edgedepth")
+    try:
+        build_cli().main(prog_name="edgedepth", standalone_mode=False)
+    except click.exceptions.Abort:  # Ctrl-C at a prompt
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: one line, like every other error
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see {exc.ctx.command_path} --help)"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)

@@ -50,6 +50,10 @@ class GraphOptions(StrictModel):
     def _check(self) -> GraphOptions:
         if isinstance(self.output_size, str) and self.output_size != "input":
             raise ValueError('output_size must be [height, width] or "input"')
+        for name in ("resize_to", "output_size"):
+            size = getattr(self, name)
+            if isinstance(size, tuple) and any(side <= 0 for side in size):
+                raise ValueError(f"{name} {list(size)}: sides must be positive")
         if self.resize_to is not None and any(side % 14 for side in self.resize_to):
             raise ValueError(f"resize_to {list(self.resize_to)}: sides must be multiples of 14")
         return self

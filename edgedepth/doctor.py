@@ -106,7 +106,8 @@ def _qnn() -> dict[str, Any]:
 
 
 def _aihub() -> dict[str, Any]:
-    from edgedepth.aihub_config import check_credentials, client_config_path, proxy_for
+    from edgedepth.aihub_config import check_credentials, client_config_path
+    from edgedepth.network import proxy_for
 
     path = client_config_path()
     found: dict[str, Any] = {

@@ -23,7 +23,7 @@ import onnxruntime as ort
 from pydantic import Field, model_validator
 
 import edgedepth
-from edgedepth.config import ConfigPath, StrictModel
+from edgedepth.config import ConfigPath, InputPath, StrictModel
 from edgedepth.depth_graph import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -53,7 +53,7 @@ Runtime = Literal["auto", "onnx-cpu", "qnn", "torch"]
 class DAv2Options(StrictModel):
     #: Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
     #: (encoder, dataset) from the cache, downloaded if missing and reachable.
-    checkpoint: ConfigPath | None = None
+    checkpoint: InputPath | None = None
     #: A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed.
     model: ConfigPath | None = None
     #: Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
@@ -334,6 +334,48 @@ class DAv2Backend:
         self.graph = None
 
 
+def check_dav2(options: DAv2Options, context: BuildContext, kind: str) -> None:
+    """What ``edgedepth check`` can tell without loading a model: the runtime's package, the
+    official checkpoint (cached, or reachable for download), a ready model's input size."""
+    import importlib.util
+
+    from edgedepth.models import dav2_checkpoint as ckpt
+    from edgedepth.network import unreachable
+
+    if options.runtime == "torch" and importlib.util.find_spec("torch") is None:
+        raise ConfigError("runtime: torch needs PyTorch: pip install 'edgedepth[torch]'")
+    if options.runtime == "qnn" and importlib.util.find_spec("onnxruntime_qnn") is None:
+        raise ConfigError("runtime: qnn needs onnxruntime-qnn: pip install 'edgedepth[qnn]'")
+    if options.model is not None:
+        model_path, manifest = _resolve_model_file(Path(options.model))
+        shape = ((manifest.get("inputs") or [{}])[0]).get("shape")
+        if shape is None and not is_context_model(model_path):
+            shape = cpu_session(model_path, threads=1).get_inputs()[0].shape
+        fixed = tuple(shape[-2:]) if shape else ()
+        size = context.input_size
+        if size and all(isinstance(s, int) for s in fixed) and fixed and fixed != tuple(size):
+            raise ConfigError(
+                f"model: {model_path} takes {fixed[0]}×{fixed[1]} images but the resize policy "
+                f"delivers {size[0]}×{size[1]}: set preprocess.resize (fixed {fixed[1]}×"
+                f"{fixed[0]}, or none for a graph that resizes inside)"
+            )
+        return
+    if options.checkpoint is not None or options.random_weights:
+        return
+    encoder = options.encoder or "vits"
+    filename = ckpt.official_filename(kind, encoder, options.dataset)  # type: ignore[arg-type]
+    if (context.cache_dir / "checkpoints" / filename).exists():
+        return
+    url = ckpt.official_url(kind, encoder, options.dataset)  # type: ignore[arg-type]
+    reason = unreachable(url, timeout=5.0)
+    if reason is not None:
+        raise EdgedepthError(
+            f"checkpoint: {filename} is not in {context.cache_dir / 'checkpoints'} and cannot "
+            f"be downloaded ({reason}): get it from {url} and put it there, or set "
+            "backend.checkpoint"
+        )
+
+
 def relative_backend(options: DAv2Options, context: BuildContext) -> DAv2Backend:
     return DAv2Backend(options, context, "relative")
 
@@ -349,10 +391,12 @@ def register_backends(register: edgedepth.Register) -> None:
         DAv2Options,
         relative_backend,
         description="DepthAnythingV2 relative (disparity; invert for LPCVC), ONNX/QNN/torch",
+        check=lambda options, context: check_dav2(options, context, "relative"),
     )
     register(
         "dav2-metric",
         DAv2Options,
         metric_backend,
         description="DepthAnythingV2 metric (metres), ONNX/QNN/torch",
+        check=lambda options, context: check_dav2(options, context, "metric"),
     )

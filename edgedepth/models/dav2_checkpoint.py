@@ -150,12 +150,17 @@ def read_checkpoint(path: Path) -> tuple[StateDict, CheckpointInfo]:
             hf_config = json.loads(config_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{config_file}: not valid JSON ({exc})") from None
+        if not isinstance(hf_config, dict):
+            raise CheckpointError(
+                f"{config_file}: a model config is a JSON object, not a {type(hf_config).__name__}"
+            )
+    info = _describe(path, weights, hf_config)  # a bad config.json before reading the weights
     state = _load_tensors(weights)
     if any(key.startswith("backbone.") for key in state):
         state = hf_to_official(state)
     elif any(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): value for key, value in state.items()}
-    return state, _describe(path, weights, hf_config)
+    return state, info
 
 
 def _load_tensors(path: Path) -> StateDict:
@@ -172,12 +177,16 @@ def _load_tensors(path: Path) -> StateDict:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc) or "Unsupported" in str(exc):
+        # "Unsupported global/class": a pickle that names Python objects (code); anything else
+        # (an unknown opcode, a bad stream) is not a pickle of tensors at all.
+        if re.search(r"Unsupported (global|class)|GLOBAL|REDUCE|persistent", str(exc)):
             raise CheckpointError(
                 f"refused to load {path}: it contains pickled Python objects or code, not only "
                 "tensors (official checkpoints are plain state dicts)"
             ) from None
-        raise CheckpointError(f"cannot read {path}: not a PyTorch checkpoint ({exc})") from None
+        raise CheckpointError(
+            f"cannot read {path}: not a PyTorch checkpoint (damaged, or another kind of file)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -202,9 +211,19 @@ def _describe(path: Path, weights: Path, hf_config: dict[str, Any] | None) -> Ch
     tapped: tuple[int, int, int, int] | None = None
     heads: int | None = None
     if hf_config is not None:
+        config_file = weights.parent / "config.json"
         kind = "metric" if hf_config.get("depth_estimation_type") == "metric" else "relative"
-        max_depth = float(hf_config["max_depth"]) if kind == "metric" else None
+        if kind == "metric":
+            try:
+                max_depth = float(hf_config["max_depth"])
+            except (KeyError, TypeError, ValueError):
+                raise CheckpointError(
+                    f"{config_file}: a metric model needs a numeric max_depth (metres), got "
+                    f"{hf_config.get('max_depth')!r}; or set backend.max_depth"
+                ) from None
         backbone = hf_config.get("backbone_config") or {}
+        if not isinstance(backbone, dict):
+            raise CheckpointError(f"{config_file}: backbone_config must be a JSON object")
         # Backbone stages: 0 is the patch embedding ("stem"), stage i the output of block i - 1.
         stages = backbone.get("out_indices") or [
             int(name.removeprefix("stage")) for name in backbone.get("out_features") or []
@@ -212,7 +231,7 @@ def _describe(path: Path, weights: Path, hf_config: dict[str, Any] | None) -> Ch
         if stages:
             if len(stages) != 4 or not all(int(i) > 0 for i in stages):
                 raise CheckpointError(
-                    f"{weights.parent / 'config.json'}: backbone_config.out_indices {stages}: "
+                    f"{config_file}: backbone_config.out_indices {stages}: "
                     "the DPT head takes four transformer blocks (indices from 1)"
                 )
             tapped = tuple(int(i) - 1 for i in stages)  # type: ignore[assignment]
