@@ -23,9 +23,11 @@ import json
 import logging
 import math
 import pickle
+import pickletools
 import re
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,23 @@ def read_checkpoint(path: Path) -> tuple[StateDict, CheckpointInfo]:
     return state, info
 
 
+def _is_pickle(path: Path) -> bool:
+    """Whether the file is a well-formed pickle stream (alone, or as the ``data.pkl`` of
+    torch's zip format), read with :mod:`pickletools` without running any of it."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                data = archive.read(names[0]) if names else b""
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except (ValueError, EOFError, zipfile.BadZipFile, OSError, IndexError):
+        return False
+    return bool(data)
+
+
 def _load_tensors(path: Path) -> StateDict:
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -176,10 +195,10 @@ def _load_tensors(path: Path) -> StateDict:
             ) from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # "Unsupported global/class": a pickle that names Python objects (code); anything else
-        # (an unknown opcode, a bad stream) is not a pickle of tensors at all.
-        if re.search(r"Unsupported (global|class)|GLOBAL|REDUCE|persistent", str(exc)):
+    except pickle.UnpicklingError:
+        # torch refused it: a well-formed pickle it refused names Python objects (code); a
+        # stream that is not a pickle at all is not a checkpoint.
+        if _is_pickle(path):
             raise CheckpointError(
                 f"refused to load {path}: it contains pickled Python objects or code, not only "
                 "tensors (official checkpoints are plain state dicts)"
