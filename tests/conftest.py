@@ -100,6 +100,21 @@ def run_edgedepth(
     )
 
 
+def blocked_modules(folder: Path, *names: str) -> dict[str, str]:
+    """Environment for a subprocess in which importing any of ``names`` fails as on an install
+    without them (Windows on Arm has no torch or OpenCV wheels); each attempt is recorded in
+    ``folder/attempts``, so a test can show they were never even tried."""
+    folder.mkdir(parents=True, exist_ok=True)
+    attempts = folder / "attempts"
+    for name in names:
+        (folder / f"{name}.py").write_text(
+            f"with open({str(attempts)!r}, 'a') as record:\n"
+            f"    record.write({name!r} + '\\n')\n"
+            f"raise ImportError('{name} is not installed here')\n"
+        )
+    return {"PYTHONPATH": str(folder)}
+
+
 def synthetic_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """A small synthetic → sleepy → npy pipeline."""
     config: dict[str, Any] = {
@@ -133,7 +148,10 @@ def small_disk(tmp_path: Path):
         text=True,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}); CI runs as root")
+        reason = f"cannot mount a small tmpfs here ({mounted.stderr.strip()})"
+        if os.environ.get("CI"):  # .ci/run runs as root: a full disk is tested there
+            pytest.fail(reason)
+        pytest.skip(f"{reason}; CI runs as root")
     try:
         yield folder
     finally:

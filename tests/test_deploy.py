@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 torch = pytest.importorskip("torch")
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -18,7 +19,7 @@ pytest.importorskip("transformers")
 from edgedepth.depth_graph import GraphOptions  # noqa: E402
 from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
 from edgedepth.models.dav2_export import DepthGraph  # noqa: E402
-from tests.conftest import run_edgedepth  # noqa: E402
+from tests.conftest import blocked_modules, run_edgedepth  # noqa: E402
 from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,23 +33,32 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def lpcvc_config(tmp_path, write_config, tiny_checkpoint) -> Path:
+def write_lpcvc_config(folder: Path, checkpoint: Path) -> Path:
     """The LPCVC layout at test scale: 240×320 frames in, 126×126 inside, 240×320 out."""
-    return write_config(
-        {
-            "source": {"type": "synthetic", "frames": 4, "width": 320, "height": 240},
-            "preprocess": {"resize": {"policy": "none"}},
-            "backend": {
-                "type": "dav2-relative",
-                "checkpoint": str(tiny_checkpoint),
-                "graph": GRAPH,
-            },
-            "sinks": [{"type": "npy", "dir": "out"}],
-            "runtime": {"cache_dir": "cache"},
-        },
-        "lpcvc.yaml",
+    path = folder / "lpcvc.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"type": "synthetic", "frames": 4, "width": 320, "height": 240},
+                "preprocess": {"resize": {"policy": "none"}},
+                "backend": {"type": "dav2-relative", "checkpoint": str(checkpoint), "graph": GRAPH},
+                "sinks": [{"type": "npy", "dir": "out"}],
+                "runtime": {"cache_dir": "cache"},
+            }
+        )
     )
+    return path
+
+
+@pytest.fixture
+def lpcvc_config(tmp_path, tiny_checkpoint) -> Path:
+    return write_lpcvc_config(tmp_path, tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def lpcvc_module_config(tmp_path_factory, tiny_checkpoint) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("compiled")
+    return root, write_lpcvc_config(root, tiny_checkpoint)
 
 
 def test_export_matches_torch_and_writes_a_complete_manifest(
@@ -104,24 +114,62 @@ def test_export_of_a_non_dav2_backend_is_a_clear_error(tmp_path, write_config):
     assert "backend.type: deploy builds DepthAnythingV2 graphs" in result.stderr
 
 
-@pytest.mark.qnn
-def test_local_compile_verify_and_run_without_torch(tmp_path, lpcvc_config):
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, lpcvc_module_config):
+    """`deploy compile --local` of the LPCVC graph on the emulator, once for this module."""
+    root, config = lpcvc_module_config
     result = run_edgedepth(
-        "deploy", "compile", "--config", str(lpcvc_config), "--out", "ctx", "--local",
-        "--soc", "snapdragon-x-elite", "--precision", "fp16", "--samples", "2", cwd=tmp_path,
+        "deploy", "compile", "--config", str(config), "--out", "ctx", "--local",
+        "--soc", "snapdragon-x-elite", "--precision", "fp16", "--samples", "2", cwd=root,
     )  # fmt: skip
+    return root, result
+
+
+RUN_CONTEXT_MODEL = (
+    "source: {type: synthetic, frames: 2, width: 320, height: 240}\n"
+    "preprocess: {resize: {policy: none}}\n"
+    "backend: {type: dav2-relative, model: ctx, runtime: qnn}\n"
+    "sinks: [{type: npy, dir: out_ctx, existing: clear}]\n"
+)
+
+
+def check_context_run(root: Path, run: subprocess.CompletedProcess[str]) -> None:
+    assert run.returncode == 0, run.stderr
+    assert "loaded context binary" in run.stderr
+    depth = np.load(root / "out_ctx" / "000000.npy")
+    # fp16 on the HTP: the in-graph min-max lands within rounding of [0, 1]
+    assert depth.shape == (240, 320) and depth.min() >= -1e-2 and depth.max() <= 1 + 1e-2
+
+
+@pytest.mark.qnn
+def test_local_compile_verify_and_run_without_torch(compiled):
+    root, result = compiled
     assert result.returncode == 0, result.stderr
     assert "verify, HTP vs CPU float: relative error" in result.stdout
-    manifest = json.loads((tmp_path / "ctx" / "manifest.json").read_text())
+    manifest = json.loads((root / "ctx" / "manifest.json").read_text())
     assert manifest["run_model"] == "model_ctx.onnx"
     assert (manifest["qnn"]["soc_model"], manifest["qnn"]["htp_arch"]) == (60, 73)
-    assert (tmp_path / "ctx" / manifest["qnn"]["context_binary"]).stat().st_size > 0
+    assert (root / "ctx" / manifest["qnn"]["context_binary"]).stat().st_size > 0
     verify = manifest["verify"]
     assert verify["frames"] == 2 and verify["finite"]
     assert 0 < verify["relative_error"] < 1e-2 and verify["delta1_agreement"] > 0.99
 
-    # A fresh virtual environment with the runtime only (no torch, no OpenCV).
-    venv = tmp_path / "venv"
+    # The artifact runs where torch and OpenCV cannot be imported (and is never asked for them).
+    (root / "run.yaml").write_text(RUN_CONTEXT_MODEL)
+    blocker = root / "blocker"
+    env = blocked_modules(blocker, "torch", "cv2", "transformers", "scipy")
+    check_context_run(root, run_edgedepth("run", "--config", "run.yaml", cwd=root, env=env))
+    assert not (blocker / "attempts").exists(), (blocker / "attempts").read_text()
+
+
+@pytest.mark.qnn
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="the venv layout below is POSIX's")
+def test_the_runtime_installs_and_runs_in_a_fresh_venv(compiled):
+    """What a Windows-on-Arm user installs: `pip install .[qnn]` alone (no torch, no OpenCV)."""
+    root, result = compiled
+    assert result.returncode == 0, result.stderr
+    venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run(
@@ -130,22 +178,12 @@ def test_local_compile_verify_and_run_without_torch(tmp_path, lpcvc_config):
     assert install.returncode == 0, install.stderr[-2000:]
     probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True)
     assert probe.returncode != 0  # really without torch
-    run_config = tmp_path / "run.yaml"
-    run_config.write_text(
-        "source: {type: synthetic, frames: 2, width: 320, height: 240}\n"
-        "preprocess: {resize: {policy: none}}\n"
-        "backend: {type: dav2-relative, model: ctx, runtime: qnn}\n"
-        "sinks: [{type: npy, dir: out_ctx}]\n"
-    )
+    (root / "run.yaml").write_text(RUN_CONTEXT_MODEL)
     run = subprocess.run(
-        [str(venv / "bin" / "edgedepth"), "run", "--config", str(run_config)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [str(venv / "bin" / "edgedepth"), "run", "--config", "run.yaml"],
+        capture_output=True, text=True, cwd=root, timeout=300,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "loaded context binary" in run.stderr
-    depth = np.load(tmp_path / "out_ctx" / "000000.npy")
-    # fp16 on the HTP: the in-graph min-max lands within rounding of [0, 1]
-    assert depth.shape == (240, 320) and depth.min() >= -1e-2 and depth.max() <= 1 + 1e-2
+    check_context_run(root, run)
 
 
 @pytest.mark.qnn
