@@ -12,12 +12,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgedepth.config import LoadedConfig, RuntimeConfig
 from edgedepth.errors import EdgedepthError, PluginError
 from edgedepth.registry import KINDS, Registry, StageSpec, resolve_config
-from edgedepth.run import PipelineRun, RunResult
+from edgedepth.run import PipelineRun, RunResult, Stage
 from edgedepth.stages import BuildContext, Sink
 
 log = logging.getLogger("edgedepth")
@@ -26,46 +25,6 @@ log = logging.getLogger("edgedepth")
 def default_cache_dir() -> Path:
     """Where exports and compiled models are cached: ``$EDGEDEPTH_CACHE`` or ~/.cache/edgedepth."""
     return Path(os.environ.get("EDGEDEPTH_CACHE", Path.home() / ".cache" / "edgedepth"))
-
-
-@dataclass
-class Stage:
-    """A built plugin object and what names it in messages and timings."""
-
-    #: Singular label of its kind: ``source``, ``resize policy``, ``backend``, ``sink``, …
-    kind: str
-    name: str
-    plugin: str
-    obj: Any
-
-    @classmethod
-    def from_spec(cls, spec: StageSpec, obj: Any) -> Stage:
-        registration = spec.registration
-        return cls(KINDS[registration.kind][1], registration.name, registration.plugin, obj)
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name!r}"
-
-    @property
-    def describe(self) -> str:
-        return f"{self.label} (plugin {self.plugin})"
-
-    def call_optional(self, method: str) -> None:
-        """Call ``obj.method()`` if the plugin defines it (``close``, ``cancel``)."""
-        function = getattr(self.obj, method, None)
-        if callable(function):
-            function()
-
-    def close(self) -> None:
-        self.call_optional("close")
-
-    def close_quietly(self) -> None:
-        """Close after a failed start, when the first error is the one to report."""
-        try:
-            self.close()
-        except Exception:
-            log.debug("closing %s after a failed start", self.describe, exc_info=True)
 
 
 def build_stage(spec: StageSpec, context: BuildContext, label: str) -> Stage:
@@ -80,7 +39,7 @@ def build_stage(spec: StageSpec, context: BuildContext, label: str) -> Stage:
             f"{label}: {spec.key}: {KINDS[registration.kind][1]} {registration.name!r} "
             f"(plugin {registration.plugin}) failed to start: {type(exc).__name__}: {exc}"
         ) from exc
-    return Stage.from_spec(spec, obj)
+    return Stage(KINDS[registration.kind][1], registration.name, registration.plugin, obj)
 
 
 @dataclass

@@ -34,7 +34,6 @@ from pydantic import Field
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
-from edgedepth.topic.messages import CameraInfo, DepthImage, to_millimetres
 
 DepthEncoding = Literal["32FC1", "16UC1"]
 #: How header stamps are made: ``media`` = the frame's media time (seconds from the start of the
@@ -145,6 +144,13 @@ def depth_topic_name(base: str, kind: DepthKind) -> str:
         return base
     parent = base.strip("/").rpartition("/")[0]
     return f"{parent}/{RELATIVE_TOPIC_NAMES[kind]}".strip("/")
+
+
+def to_millimetres(depth: np.ndarray) -> np.ndarray:
+    """Metres → REP-118 ``16UC1``: millimetres rounded, 0 for NaN/non-positive, clamped to 65535."""
+    millimetres = np.rint(np.asarray(depth, dtype=np.float64) * 1000.0)
+    millimetres = np.where(np.isnan(millimetres), 0.0, millimetres)
+    return np.clip(millimetres, 0, 65535).astype("<u2")
 
 
 def depth_kind_of_topic(topic: str) -> DepthKind:
@@ -306,37 +312,6 @@ def image_pixels(message: Any) -> np.ndarray:
 def stamp_seconds(message: Any) -> float:
     """The header stamp of a decoded message, in seconds."""
     return message.header.stamp.sec + message.header.stamp.nanosec / 1e9
-
-
-def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
-    """A decoded depth Image (``32FC1``/``16UC1``) or CameraInfo as :mod:`edgedepth.topic`'s
-    :class:`~edgedepth.topic.DepthImage` / :class:`~edgedepth.topic.CameraInfo` (its kind
-    from the topic name); None for any other message."""
-    if type_name == CAMERA_INFO:
-        return CameraInfo(
-            topic=topic,
-            seq=seq,
-            stamp=stamp_seconds(message),
-            frame_id=message.header.frame_id,
-            height=message.height,
-            width=message.width,
-            k=tuple(float(v) for v in message.k),
-        )
-    if type_name != IMAGE or message.encoding not in ("32FC1", "16UC1"):
-        return None
-    return DepthImage(
-        topic=topic,
-        seq=seq,
-        stamp=stamp_seconds(message),
-        frame_id=message.header.frame_id,
-        height=message.height,
-        width=message.width,
-        encoding=message.encoding,
-        step=message.step,
-        depth_kind=depth_kind_of_topic(topic),
-        data=bytes(message.data),
-        is_bigendian=message.is_bigendian,
-    )
 
 
 # --- a frame as messages -------------------------------------------------------------------------

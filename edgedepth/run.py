@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -39,7 +39,8 @@ from edgedepth.stages import SinkOutput, StopPipeline
 from edgedepth.stats import RunStats
 
 if TYPE_CHECKING:
-    from edgedepth.pipeline import Pipeline, Stage
+    from edgedepth.config import RuntimeConfig
+    from edgedepth.stages import BuildContext
 
 log = logging.getLogger("edgedepth")
 
@@ -50,6 +51,58 @@ CANCEL_GRACE_SECONDS = 2.0
 
 # Positions of the threads in the stream, for deciding what a failure discards.
 CAPTURE, PREPROCESS, BACKEND, POSTPROCESS, SINK = range(5)
+
+
+@dataclass
+class Stage:
+    """A built plugin object and what names it in messages and timings."""
+
+    #: Singular label of its kind: ``source``, ``resize policy``, ``backend``, ``sink``, …
+    kind: str
+    name: str
+    plugin: str
+    obj: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+    @property
+    def describe(self) -> str:
+        return f"{self.label} (plugin {self.plugin})"
+
+    def call_optional(self, method: str) -> None:
+        """Call ``obj.method()`` if the plugin defines it (``close``, ``cancel``)."""
+        function = getattr(self.obj, method, None)
+        if callable(function):
+            function()
+
+    def close(self) -> None:
+        self.call_optional("close")
+
+    def close_quietly(self) -> None:
+        """Close after a failed start, when the first error is the one to report."""
+        try:
+            self.close()
+        except Exception:
+            log.debug("closing %s after a failed start", self.describe, exc_info=True)
+
+
+class Streamable(Protocol):
+    """What a run needs of a pipeline (:class:`edgedepth.pipeline.Pipeline` is one)."""
+
+    @property
+    def context(self) -> BuildContext: ...
+    @property
+    def source(self) -> Stage: ...
+    @property
+    def resize(self) -> Stage: ...
+
+    backend: Stage
+    postprocessors: list[Stage]
+    sinks: list[Stage]
+    runtime: RuntimeConfig
+    restore_size: bool
 
 
 class StageFailed(EdgedepthError):
@@ -87,7 +140,7 @@ class RunResult:
 class PipelineRun:
     """The threads, queues and state of one :meth:`Pipeline.run`."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Streamable) -> None:
         self.pipeline = pipeline
         self.context = pipeline.context
         self.stats = RunStats()

@@ -39,7 +39,6 @@ from edgedepth.ros2 import (
     IMAGE,
     CameraIntrinsics,
     StampClock,
-    as_topic_message,
     check_topic_name,
     stamp_seconds,
 )
@@ -57,6 +56,7 @@ from edgedepth.topic import (
     Transport,
     ZenohPublisher,
     ZmqPublisher,
+    as_topic_message,
     wait_until,
 )
 from edgedepth.topic.rmw_zenoh import domain_id_from_env

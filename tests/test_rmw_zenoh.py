@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from edgedepth.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr
-from edgedepth.topic import open_zenoh, to_millimetres
+from edgedepth.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
+from edgedepth.topic import open_zenoh
 from edgedepth.topic.rmw_zenoh import (
     Attachment,
     decode_sample,

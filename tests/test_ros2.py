@@ -25,9 +25,9 @@ from edgedepth.ros2 import (
     encode_cdr,
     import_cdr_codec,
     schema_text,
+    to_millimetres,
 )
 from edgedepth.synthetic_scene import SyntheticScene
-from edgedepth.topic import to_millimetres
 from tests.conftest import run_edgedepth, synthetic_config
 
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")

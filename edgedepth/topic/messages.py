@@ -12,6 +12,7 @@ import numpy as np
 
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind
+from edgedepth.ros2 import CAMERA_INFO, IMAGE, depth_kind_of_topic, stamp_seconds, to_millimetres
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 DEFAULT_TOPIC = "depth/image"
@@ -102,13 +103,6 @@ def _header(stamp: float, frame_id: str, seq: int) -> dict[str, Any]:
         "frame_id": frame_id,
         "seq": seq,
     }
-
-
-def to_millimetres(depth: np.ndarray) -> np.ndarray:
-    """Metres → REP-118 ``16UC1``: millimetres rounded, 0 for NaN/non-positive, clamped to 65535."""
-    millimetres = np.rint(np.asarray(depth, dtype=np.float64) * 1000.0)
-    millimetres = np.where(np.isnan(millimetres), 0.0, millimetres)
-    return np.clip(millimetres, 0, 65535).astype("<u2")
 
 
 def encode_image(
@@ -222,3 +216,34 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
             f"{message.step} bytes"
         )
     return message
+
+
+def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
+    """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
+    rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo` (its kind
+    from the topic name); None for any other message."""
+    if type_name == CAMERA_INFO:
+        return CameraInfo(
+            topic=topic,
+            seq=seq,
+            stamp=stamp_seconds(message),
+            frame_id=message.header.frame_id,
+            height=message.height,
+            width=message.width,
+            k=tuple(float(v) for v in message.k),
+        )
+    if type_name != IMAGE or message.encoding not in ("32FC1", "16UC1"):
+        return None
+    return DepthImage(
+        topic=topic,
+        seq=seq,
+        stamp=stamp_seconds(message),
+        frame_id=message.header.frame_id,
+        height=message.height,
+        width=message.width,
+        encoding=message.encoding,
+        step=message.step,
+        depth_kind=depth_kind_of_topic(topic),
+        data=bytes(message.data),
+        is_bigendian=message.is_bigendian,
+    )

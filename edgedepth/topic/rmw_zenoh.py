@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgedepth.errors import EdgedepthError
-from edgedepth.ros2 import TYPE_HASHES, as_topic_message, dds_type_name, decode_cdr, ros_type_name
+from edgedepth.ros2 import TYPE_HASHES, dds_type_name, decode_cdr, ros_type_name
+from edgedepth.topic.messages import as_topic_message
 
 DEFAULT_ROUTER = "tcp/localhost:7447"
 ADMIN_SPACE = "@ros2_lv"
