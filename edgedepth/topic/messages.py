@@ -222,25 +222,20 @@ def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
     """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
     rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo` (its kind
     from the topic name); None for any other message."""
+    common = {
+        "topic": topic,
+        "seq": seq,
+        "stamp": stamp_seconds(message),
+        "frame_id": message.header.frame_id,
+        "height": message.height,
+        "width": message.width,
+    }
     if type_name == CAMERA_INFO:
-        return CameraInfo(
-            topic=topic,
-            seq=seq,
-            stamp=stamp_seconds(message),
-            frame_id=message.header.frame_id,
-            height=message.height,
-            width=message.width,
-            k=tuple(float(v) for v in message.k),
-        )
+        return CameraInfo(**common, k=tuple(float(v) for v in message.k))
     if type_name != IMAGE or message.encoding not in ("32FC1", "16UC1"):
         return None
     return DepthImage(
-        topic=topic,
-        seq=seq,
-        stamp=stamp_seconds(message),
-        frame_id=message.header.frame_id,
-        height=message.height,
-        width=message.width,
+        **common,
         encoding=message.encoding,
         step=message.step,
         depth_kind=depth_kind_of_topic(topic),
