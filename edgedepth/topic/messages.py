@@ -222,6 +222,9 @@ def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
     """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
     rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo` (its kind
     from the topic name); None for any other message."""
+    depth = type_name == IMAGE and message.encoding in ("32FC1", "16UC1")
+    if type_name != CAMERA_INFO and not depth:
+        return None
     common = {
         "topic": topic,
         "seq": seq,
@@ -232,8 +235,6 @@ def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
     }
     if type_name == CAMERA_INFO:
         return CameraInfo(**common, k=tuple(float(v) for v in message.k))
-    if type_name != IMAGE or message.encoding not in ("32FC1", "16UC1"):
-        return None
     return DepthImage(
         **common,
         encoding=message.encoding,
