@@ -197,7 +197,10 @@ def test_quantize_with_synthetic_calibration_runs_on_the_emulator(tmp_path, lpcv
     manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
     quantization = manifest["quantization"]
     assert quantization["scheme"] == "w8a16" and quantization["calibration_frames"] == 4
-    assert np.isfinite(quantization["cpu_accuracy_vs_float"]["relative_error"])
+    accuracy = quantization["cpu_accuracy_vs_float"]
+    print("CPU, quantised vs float:", accuracy)
+    # w8a16 on a 4-block random model: well under a percent, every pixel within δ1.
+    assert 0 < accuracy["relative_error"] < 0.02 and accuracy["delta1_agreement"] > 0.99
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
@@ -210,4 +213,4 @@ def test_quantize_with_synthetic_calibration_runs_on_the_emulator(tmp_path, lpcv
     assert compiled.returncode == 0, compiled.stderr
     print(compiled.stdout)
     verify = json.loads((tmp_path / "qctx" / "manifest.json").read_text())["verify"]
-    assert np.isfinite(verify["relative_error"]) and verify["relative_error"] < 0.1
+    assert 0 < verify["relative_error"] < 0.02 and verify["delta1_agreement"] > 0.99
