@@ -102,21 +102,24 @@ _TYPED_QNN_OPTIONS = {"soc_model", "htp_arch", "htp_performance_mode", "enable_h
 class QnnOptions(StrictModel):
     """``backend.qnn`` in the config."""
 
-    #: A named target (sets soc_model/htp_arch) for the HTP emulator and offline compiles; see
-    #: :data:`QNN_PRESETS`. Not applied on a real NPU (the driver knows its chip). Default:
-    #: :data:`DEFAULT_PRESET`.
     device: str | None = None
+    """A named Snapdragon (snapdragon-x-elite, snapdragon-x2-elite, snapdragon-8-gen-3,
+    snapdragon-8-elite) that sets soc_model/htp_arch for the HTP emulator and offline compiles;
+    not applied on a real NPU (the driver knows its chip). Default: snapdragon-x-elite."""
     soc_model: int | None = Field(None, ge=0)
+    """QNN SoC model number (overrides the device's), for the emulator and offline compiles."""
     htp_arch: int | None = Field(None, ge=0)
-    #: fp16: a float model run in fp16 on the HTP; quantized: a QDQ model (deploy quantize).
+    """HTP architecture version, e.g. 73 (overrides the device's)."""
     precision: Literal["fp16", "quantized"] = "fp16"
+    """fp16: a float model run in fp16 on the HTP; quantized: a QDQ model (deploy quantize)."""
     performance_mode: PerformanceMode = "burst"
-    #: Let ONNX Runtime run nodes the HTP rejects on the CPU (slow, hides problems): off.
+    """HTP performance mode: burst, sustained_high_performance, balanced, power_saver, …"""
     cpu_fallback: bool = False
-    #: Write an EPContext model + context binary on first use and load it afterwards.
+    """Let ONNX Runtime run nodes the HTP rejects on the CPU (slow, hides problems): off."""
     context_cache: bool = True
-    #: Further QNN EP provider options, passed through after checking their names.
+    """Write an EPContext model + context binary on first use and load it afterwards."""
     provider_options: dict[str, str | int | float] = Field(default_factory=dict)
+    """Further QNN EP provider options, passed through after checking their names."""
 
     @field_validator("device")
     @classmethod

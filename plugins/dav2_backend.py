@@ -51,30 +51,33 @@ Runtime = Literal["auto", "onnx-cpu", "qnn", "torch"]
 
 
 class DAv2Options(StrictModel):
-    #: Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
-    #: (encoder, dataset) from the cache, downloaded if missing and reachable.
     checkpoint: ConfigPath | None = None
-    #: A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed.
+    """Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
+    (encoder, dataset) from the cache, downloaded if missing and reachable."""
     model: ConfigPath | None = None
-    #: Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
+    """A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed."""
     random_weights: bool = False
-    #: vits | vitb | vitl; inferred from the checkpoint when absent (vits for random weights).
+    """Random weights instead of a checkpoint (demos and tests only: the depth means nothing)."""
     encoder: Literal["vits", "vitb", "vitl"] | None = None
-    #: Metric models: which official checkpoint (hypersim: indoor 20 m, vkitti: outdoor 80 m).
+    """vits | vitb | vitl; inferred from the checkpoint when absent (vits for random weights)."""
     dataset: Literal["hypersim", "vkitti"] = "hypersim"
-    #: Metric models: override the checkpoint's max_depth (metres).
+    """Metric models: which official checkpoint (hypersim: indoor 20 m, vkitti: outdoor 80 m)."""
     max_depth: float | None = Field(None, gt=0)
+    """Metric models: override the checkpoint's max_depth (metres)."""
     runtime: Runtime = "auto"
-    #: ONNX Runtime CPU threads (default: one per core).
+    """auto (the NPU when there is one, else the CPU) | onnx-cpu | qnn | torch."""
     threads: int | None = Field(None, ge=1)
+    """ONNX Runtime CPU threads (default: one per core)."""
     graph: GraphOptions = Field(default_factory=GraphOptions)
+    """What goes inside the exported graph (pre/post processing)."""
     qnn: QnnOptions = Field(default_factory=QnnOptions)
-    #: Seed of ``random_weights``.
+    """The QNN execution provider (runtime qnn)."""
     seed: int = 0
-    #: onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos
-    #: of different sizes their own); beyond this the least recently used is closed (its
-    #: export stays cached on disk).
+    """Seed of ``random_weights``."""
     max_shapes: int = Field(4, ge=1)
+    """onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos of
+    different sizes their own); beyond this the least recently used is closed (its export stays
+    cached on disk)."""
 
     @model_validator(mode="after")
     def _check(self) -> DAv2Options:

@@ -38,14 +38,17 @@ from edgedepth.stages import BuildContext, StopPipeline
 
 class DisplayOptions(StrictModel):
     toolkit: Literal["auto", "opencv", "tk"] = "auto"
+    """Window toolkit: ``auto`` is Tk (works off the main thread everywhere)."""
     title: str = "edgedepth"
+    """Window title."""
     colormap: ColormapName = "turbo"
-    #: Fixed display range (metres for metric depth); omitted: a smoothed range.
+    """First colour map (``c`` cycles): turbo | inferno | spectral_r | gray."""
     range: tuple[float, float] | None = None
-    #: Where ``s`` saves snapshots.
+    """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     snapshot_dir: OutputDir = Path(".")
-    #: Weight of the newest frame in the displayed FPS.
+    """Where ``s`` saves snapshots."""
     fps_smoothing: float = Field(0.1, gt=0, le=1)
+    """Weight of the newest frame in the displayed FPS."""
 
 
 class Window(Protocol):

@@ -34,25 +34,27 @@ log = logging.getLogger("edgedepth")
 
 
 class VideoSinkOptions(StrictModel):
-    #: The colourised mp4 (H.264).
     path: OutputPath | None = None
+    """The colourised mp4 (H.264)."""
     layout: Literal["depth", "side-by-side"] = "depth"
+    """The colourised depth alone, or RGB | depth | colour bar."""
     colormap: ColormapName = "turbo"
-    #: Fixed display range (metres for metric depth); omitted: a smoothed range.
+    """turbo | inferno | spectral_r | gray."""
     range: tuple[float, float] | None = None
-    #: H.264 quality (0 = lossless, 18–23 = visually good).
+    """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     crf: int = Field(20, ge=0, le=51)
-    #: x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow).
+    """H.264 quality (0 = lossless, 18–23 = visually good)."""
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
         "veryslow",
     ] = "veryfast"  # fmt: skip
-    #: Frame rate of the file; omitted: the source's (29.97 stays 29.97).
+    """x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow)."""
     fps: float | None = Field(None, gt=0)
-    #: Lossless 16-bit depth recording (.mkv, FFV1): metric in millimetres.
+    """Frame rate of the file; omitted: the source's (29.97 stays 29.97)."""
     lossless: OutputPath | None = None
-    #: Relative depth only: the value stored as 65535 (default: twice the first frame's max).
+    """Lossless 16-bit depth recording (.mkv, FFV1): metric in millimetres."""
     relative_max: float | None = Field(None, gt=0)
+    """Relative depth only: the value stored as 65535 (default: twice the first frame's max)."""
 
     @model_validator(mode="after")
     def _something_to_write(self) -> VideoSinkOptions:
