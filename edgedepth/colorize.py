@@ -123,3 +123,25 @@ def side_by_side(
         draw.text((4, 3), text, fill=(255, 255, 255), font=label_font(13))
         canvas = np.asarray(pil)
     return canvas
+
+
+#: Caption colours: amber on black, a warning that reads on any colour map.
+CAPTION_TEXT = (255, 196, 0)
+CAPTION_BACKGROUND = (0, 0, 0)
+
+
+def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``picture`` with a black band under it holding ``lines`` (what a viewer must know about
+    it, e.g. that the depth comes from random weights); the picture itself is not covered.
+    Unchanged without lines."""
+    if not lines:
+        return picture
+    height, width = picture.shape[:2]
+    size = max(10, round(height / 28))
+    font = label_font(size)
+    line_height = round(size * 1.35)
+    band = Image.new("RGB", (width, len(lines) * line_height + size // 2), CAPTION_BACKGROUND)
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((size // 2, size // 4 + i * line_height), line, fill=CAPTION_TEXT, font=font)
+    return np.concatenate([picture, np.asarray(band)], axis=0)

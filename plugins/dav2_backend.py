@@ -33,7 +33,7 @@ from edgedepth.depth_graph import (
 )
 from edgedepth.errors import ConfigError, EdgedepthError
 from edgedepth.frame import DepthKind
-from edgedepth.models.dav2_loading import load_dav2
+from edgedepth.models.dav2_loading import RANDOM_WEIGHTS_NOTE, load_dav2
 from edgedepth.ort_session import (
     QnnOptions,
     cpu_session,
@@ -56,8 +56,10 @@ class DAv2Options(StrictModel):
     (encoder, dataset) from the cache, downloaded if missing and reachable."""
     model: ConfigPath | None = None
     """A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed."""
-    random_weights: bool = False
-    """Random weights instead of a checkpoint (demos and tests only: the depth means nothing)."""
+    random_weights: bool | Literal["if-offline"] = False
+    """Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
+    ``if-offline``: the official checkpoint when it is cached or can be downloaded, random
+    weights otherwise (a warning, and a caption on the video and the window)."""
     encoder: Literal["vits", "vitb", "vitl"] | None = None
     """vits | vitb | vitl; inferred from the checkpoint when absent (vits for random weights)."""
     dataset: Literal["hypersim", "vkitti"] = "hypersim"
@@ -124,6 +126,7 @@ class DAv2Backend:
         self.options = options
         self.kind = kind
         self.cache_dir = context.cache_dir
+        self.context = context
         first_size = tuple(context.input_size or (518, 518))
         self.sessions: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self.sizes_seen: set[tuple[int, int]] = set()
@@ -174,7 +177,13 @@ class DAv2Backend:
             ) from None
         from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, self.weights_id = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        model, self.weights_id, checkpoint = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        if checkpoint is None:
+            self.context.notes.append(RANDOM_WEIGHTS_NOTE)
+        # Reloads (a new input size) take the same weights, without another download attempt.
+        self.options = self.options.model_copy(
+            update={"checkpoint": checkpoint, "random_weights": checkpoint is None}
+        )
         self.model_config = model.config
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)

@@ -26,6 +26,7 @@ from edgedepth.colorize import (
     COLORMAPS,
     ColormapName,
     DisplayRange,
+    caption,
     colorize,
     colour_bar,
     side_by_side,
@@ -137,6 +138,8 @@ class DisplaySink:
         self.fps = 0.0
         self._last_shown: float | None = None
         self.snapshots: list[Path] = []
+        #: Captions on every picture (e.g. random weights), from the stages built before.
+        self.notes = list(context.notes)
 
     def compose(self, frame: Frame) -> np.ndarray:
         low, high = self.display_range.update(frame.depth)
@@ -144,7 +147,7 @@ class DisplaySink:
         bar = colour_bar(frame.height, frame.depth_kind, low, high, self.colormap)
         latency_ms = (time.perf_counter() - frame.captured_at) * 1000
         text = f"{self.fps:5.1f} FPS  {latency_ms:4.0f} ms  #{frame.index}  {self.colormap}"
-        return side_by_side(frame.image, depth_rgb, bar, text)
+        return caption(side_by_side(frame.image, depth_rgb, bar, text), self.notes)
 
     def write(self, frame: Frame) -> None:
         now = time.perf_counter()

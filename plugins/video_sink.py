@@ -22,13 +22,20 @@ import numpy as np
 from pydantic import Field, model_validator
 
 import edgedepth
-from edgedepth.colorize import ColormapName, DisplayRange, colorize, colour_bar, side_by_side
+from edgedepth.colorize import (
+    ColormapName,
+    DisplayRange,
+    caption,
+    colorize,
+    colour_bar,
+    side_by_side,
+)
 from edgedepth.config import OutputPath, StrictModel
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.imageops import Letterbox, resize_rgb
 from edgedepth.recording import DepthRecorder, frame_rate
-from edgedepth.stages import BuildContext
+from edgedepth.stages import BuildContext, SinkOutput
 
 log = logging.getLogger("edgedepth")
 
@@ -69,12 +76,15 @@ class VideoSink:
         source_fps = context.source.fps if context.source else None
         self.fps = frame_rate(options.fps or source_fps or 30.0)
         self.display_range = DisplayRange(fixed=options.range)
+        #: Captions on every picture (e.g. random weights), from the stages built before.
+        self.notes = list(context.notes)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
         #: (height, width) of the first picture: every later one is fitted into it.
         self.picture_size: tuple[int, int] | None = None
         self._warned_size = False
         self._last_pts = -1
+        self.pictures = 0
         self.recorder = (
             DepthRecorder(options.lossless, float(self.fps), options.relative_max)
             if options.lossless
@@ -119,6 +129,7 @@ class VideoSink:
         if self.options.layout == "side-by-side":
             bar = colour_bar(frame.height, frame.depth_kind, low, high, self.options.colormap)
             picture = side_by_side(frame.image, picture, bar)
+        picture = caption(picture, self.notes)
         if self._container is None:
             self.picture_size = picture.shape[:2]
             self._open(*picture.shape[:2])
@@ -142,6 +153,7 @@ class VideoSink:
         video_frame.pts, video_frame.time_base = pts, 1 / self.fps
         self._last_pts = pts
         self._container.mux(self._stream.encode(video_frame))
+        self.pictures += 1
 
     def _fit(self, picture: np.ndarray, index: int) -> np.ndarray:
         """Letterbox a picture of another size into the first picture's size."""
@@ -175,6 +187,18 @@ class VideoSink:
         finally:
             if self.recorder is not None:
                 self.recorder.close()
+
+    def outputs(self) -> list[SinkOutput]:
+        """The mp4 and the lossless recording, for the run summary."""
+        written = []
+        if self.options.path is not None and self.pictures:
+            written.append(SinkOutput(self.options.path, self.pictures, "colourised H.264"))
+        if self.recorder is not None and self.recorder.segments:
+            parts = len(self.recorder.segments)
+            more = f", {parts} files: one per frame size" if parts > 1 else ""
+            what = f"lossless 16-bit depth, FFV1{more}"
+            written.append(SinkOutput(self.recorder.path, self.recorder.frames, what))
+        return written
 
 
 @edgedepth.hookimpl

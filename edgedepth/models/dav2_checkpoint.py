@@ -13,7 +13,9 @@ sizes other than 518 the result differs from transformers' own ``DepthAnythingFo
 forward, which interpolates the position embedding to ``size=(h, w)`` where the official code
 (and edgedepth) uses a scale factor with DINOv2's +0.1 offset. At 518×518 both agree.
 
-Official files are downloaded on request (never at import) into the cache directory.
+Official files are downloaded on request (never at import) into the cache directory, from
+``$HF_ENDPOINT`` when it is set (a Hugging Face mirror, as ``huggingface_hub`` honours it), else
+https://huggingface.co.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import pickle
 import re
 import urllib.error
@@ -47,6 +50,10 @@ class CheckpointError(EdgedepthError):
     """A checkpoint cannot be read, is refused, or does not fit the chosen variant."""
 
 
+class CheckpointDownloadError(CheckpointError):
+    """An official checkpoint is not in the cache and cannot be downloaded (offline)."""
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What a checkpoint file says about itself."""
@@ -69,6 +76,11 @@ def official_filename(kind: ModelKind, encoder: str, dataset: str = "hypersim") 
     return f"depth_anything_v2_metric_{dataset}_{encoder}.pth"
 
 
+def hub_endpoint() -> str:
+    """Where official files are downloaded from: ``$HF_ENDPOINT`` (a mirror), else Hugging Face."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
 def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
     size = _SIZE_NAMES[encoder]
     repo = (
@@ -77,7 +89,7 @@ def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> st
         else f"Depth-Anything-V2-Metric-{_METRIC_DATASETS[dataset][0]}-{size}"
     )
     filename = official_filename(kind, encoder, dataset)
-    return f"https://huggingface.co/depth-anything/{repo}/resolve/main/{filename}"
+    return f"{hub_endpoint()}/depth-anything/{repo}/resolve/main/{filename}"
 
 
 def default_max_depth(dataset: str) -> float:
@@ -106,10 +118,12 @@ def fetch_official(
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
+            if total is not None and bar.n != total:
+                raise OSError(f"connection closed after {bar.n} of {total} bytes")
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
-        raise CheckpointError(
+        raise CheckpointDownloadError(
             f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
             f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
         ) from None
