@@ -454,10 +454,12 @@ def qnn_session(
     context_path: Path | None = None,
     *,
     offline: bool = False,
+    free_dimensions: dict[str, int] | None = None,
 ) -> ort.InferenceSession:
     """A session on the HTP. With ``context_path`` (and ``context_cache``): load the EPContext
     model there if it exists, else compile ``model_path`` and write it there. ``offline``
-    compiles for the chip the options name even on a real NPU (``deploy compile --local``)."""
+    compiles for the chip the options name even on a real NPU (``deploy compile --local``).
+    ``free_dimensions``: symbolic input sizes fixed by name (the HTP takes static shapes)."""
     _quiet_onnxruntime()
     target = qnn_target()
     _announce_emulator(target)
@@ -481,6 +483,8 @@ def qnn_session(
     if compile_to is None and is_context_model(source):
         check_context_version(source)
     session_options = ort.SessionOptions()
+    for name, value in (free_dimensions or {}).items():
+        session_options.add_free_dimension_override_by_name(name, value)
     if not options.cpu_fallback:
         session_options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if compile_to is not None:

@@ -86,12 +86,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
+#: The command line with some packages unimportable (``import torch`` raises ImportError), as
+#: on an install without them.
+_WITHOUT = (
+    "import sys; sys.modules.update(dict.fromkeys({!r})); from edgedepth.cli import main; main()"
+)
+
+
 def run_edgedepth(
-    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    without: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a subprocess: real exit codes, real stderr."""
+    """The real command line, in a subprocess: real exit codes, real stderr. ``without``:
+    packages that cannot be imported in it (e.g. ``("torch", "transformers")``)."""
+    command = ["-c", _WITHOUT.format(list(without))] if without else ["-m", "edgedepth"]
     return subprocess.run(
-        [sys.executable, "-m", "edgedepth", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
         cwd=cwd,
