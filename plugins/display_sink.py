@@ -11,6 +11,7 @@ Linux wheels) only open windows from the main thread, so that is for Windows/mac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -36,12 +37,14 @@ from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.stages import BuildContext, StopPipeline
 
+log = logging.getLogger("edgedepth")
+
 
 class DisplayOptions(StrictModel):
     toolkit: Literal["auto", "opencv", "tk"] = "auto"
     """Window toolkit: ``auto`` is Tk (works off the main thread everywhere)."""
-    title: str = "edgedepth"
-    """Window title."""
+    title: str | None = None
+    """Window title; omitted: ``edgedepth — <config file name>``."""
     colormap: ColormapName = "turbo"
     """First colour map (``c`` cycles): turbo | inferno | spectral_r | gray."""
     range: tuple[float, float] | None = None
@@ -131,6 +134,8 @@ class DisplaySink:
                 'display: toolkit opencv needs OpenCV: pip install "edgedepth[cv]"'
             )
         self.options = options
+        config = context.config_path
+        self.title = options.title or ("edgedepth — " + config.name if config else "edgedepth")
         self.use_opencv = options.toolkit == "opencv"
         self.colormap: ColormapName = options.colormap
         self.display_range = DisplayRange(fixed=options.range)
@@ -158,11 +163,7 @@ class DisplaySink:
         self._last_shown = now
         picture = self.compose(frame)
         if self.window is None:
-            self.window = (
-                OpenCVWindow(self.options.title)
-                if self.use_opencv
-                else TkWindow(self.options.title)
-            )
+            self.window = OpenCVWindow(self.title) if self.use_opencv else TkWindow(self.title)
         for key in self.window.show(picture):
             if key in ("q", "Q", "Escape"):
                 raise StopPipeline("quit from the display window")
@@ -177,6 +178,7 @@ class DisplaySink:
         path = directory / f"edgedepth-{index:06d}.png"
         Image.fromarray(picture).save(path)
         self.snapshots.append(path)
+        log.info("display: saved %s", path.resolve())
 
     def close(self) -> None:
         if self.window is not None:
