@@ -150,7 +150,8 @@ class RuntimeConfig(StrictModel):
     max_frames: int | None = Field(None, ge=1)
     """Stop after this many frames (None: until the source ends)."""
     progress: bool | None = None
-    """Progress bar for file sources: None shows it when stderr is a terminal."""
+    """Progress bar for file sources: None shows it when stderr is a terminal (or as
+    ``$EDGEDEPTH_PROGRESS`` says)."""
     cache_dir: ConfigPath | None = None
     """Where exports and compiled binaries are cached (~/.cache/edgedepth or $EDGEDEPTH_CACHE)."""
     summary: bool = True

@@ -8,6 +8,7 @@ a CPU session with these wheels). The EP ignores option names it does not know, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -25,6 +26,7 @@ from pydantic import Field, field_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
+from edgedepth.progress import long_call
 
 log = logging.getLogger("edgedepth")
 
@@ -448,6 +450,18 @@ def is_context_model(model_path: Path) -> bool:
     return b"EPContext" in head
 
 
+def _compile_progress(
+    source: Path, tag: str, free_dimensions: dict[str, int] | None
+) -> contextlib.AbstractContextManager[Any]:
+    """A bar with an estimate while QNN compiles ``source`` (loading a context binary takes
+    well under a second: no bar)."""
+    if is_context_model(source):
+        return contextlib.nullcontext()
+    size = source.stat().st_size
+    what = f"{source.name}:{size}:{free_dimensions or ''}:{tag}"
+    return long_call(f"qnn: compiling {source.name} for the HTP", "qnn-compile", what, size)
+
+
 def qnn_session(
     model_path: Path,
     options: QnnOptions,
@@ -500,7 +514,8 @@ def qnn_session(
     )
     started = time.perf_counter()
     try:
-        session = ort.InferenceSession(str(source), sess_options=session_options)
+        with _compile_progress(source, options.context_tag(target), free_dimensions):
+            session = ort.InferenceSession(str(source), sess_options=session_options)
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgedepthError(

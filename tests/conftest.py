@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,12 @@ POSIX_SIGNALS = pytest.mark.skipif(
 #: The `qnn` tests run on Qualcomm's HTP emulator, which only the Linux x86-64 onnxruntime-qnn
 #: wheel ships (on a Windows runner without an NPU the QNN EP offers no device at all).
 QNN_EMULATOR = sys.platform == "linux" and platform.machine() == "x86_64"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Nothing a test runs writes into the user's cache (exports, step times): a test that needs
+    # a cache of its own still names one.
+    os.environ.setdefault("EDGEDEPTH_CACHE", tempfile.mkdtemp(prefix="edgedepth-test-cache-"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -110,12 +110,12 @@ def test_sample_online_downloads_the_official_checkpoint_and_uses_it(sample, mir
     endpoint, served = mirror
     result = run_sample(sample, endpoint)
     assert result.returncode == 0, result.stderr
+    assert "RANDOM" not in result.stderr, result.stderr
     assert _Recording.requests == [f"/{OFFICIAL_PATH}"]
     cached = sample.parents[1] / "cache" / "checkpoints" / "depth_anything_v2_vits.pth"
     digest = hashlib.sha256
     assert digest(cached.read_bytes()).digest() == digest(served.read_bytes()).digest()
     assert f"DepthAnythingV2 vits relative from {cached}" in result.stderr
-    assert "RANDOM" not in result.stderr
     picture = first_picture(sample.parents[1] / "sample-depth.mp4")
     assert picture.shape[0] == 480  # no caption
     downloaded = np.load(sample.parents[1] / "sample-npy" / "000001.npy")

@@ -37,6 +37,7 @@ import torch
 
 from edgedepth.errors import EdgedepthError
 from edgedepth.models.dav2 import ENCODERS, DAv2Config, DepthAnythingV2, ModelKind
+from edgedepth.progress import enabled
 
 log = logging.getLogger("edgedepth")
 
@@ -114,12 +115,15 @@ def fetch_official(
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename) as bar:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not enabled())
+            received = 0
+            with bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
-            if total is not None and bar.n != total:
-                raise OSError(f"connection closed after {bar.n} of {total} bytes")
+            if total is not None and received != total:
+                raise OSError(f"connection closed after {received} of {total} bytes")
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
