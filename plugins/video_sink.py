@@ -46,7 +46,7 @@ class VideoSinkOptions(StrictModel):
     layout: Literal["depth", "side-by-side"] = "depth"
     """The colourised depth alone, or RGB | depth | colour bar."""
     colormap: ColormapName = "turbo"
-    """turbo | inferno | spectral_r | gray."""
+    """Colour map of the depth, near at its warm (bright) end."""
     range: tuple[float, float] | None = None
     """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     crf: int = Field(20, ge=0, le=51)

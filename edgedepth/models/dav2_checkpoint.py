@@ -109,11 +109,11 @@ def fetch_official(
         return target
     url = official_url(kind, encoder, dataset)
     licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
-    log.info("downloading %s (%s) from %s", filename, licence, url)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(filename + ".partial")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            log.info("downloading %s (%s) from %s", filename, licence, url)
             total = int(response.headers.get("Content-Length") or 0) or None
             bar = tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not enabled())
             received = 0
