@@ -57,7 +57,8 @@ class DAv2Options(StrictModel):
     """Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
     (encoder, dataset) from the cache, downloaded if missing and reachable."""
     model: ConfigPath | None = None
-    """A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed."""
+    """A ready model, no torch needed: an ONNX / EPContext file, an `edgedepth deploy` folder,
+    a Hugging Face ONNX repository (its onnx/model.onnx) or Qualcomm AI Hub Models' DAv2."""
     random_weights: bool | Literal["if-offline"] = False
     """Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
     ``if-offline``: the official checkpoint when it is cached or can be downloaded, random
@@ -176,7 +177,9 @@ class DAv2Backend:
         log.info("backend: %s (%s layout)", model_path, self.layout.name)
         self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
         if probe_on_cpu:  # one QNN session, or one per input size for symbolic sizes
-            self.session = self.fixed_size and self._open_session(model_path, None, fallback)
+            self.session = (
+                self._open_session(model_path, None, fallback) if self.fixed_size else None
+            )
             self._ready_session(first_size)  # type: ignore[arg-type]  # compiles now, not mid-run
 
     def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
