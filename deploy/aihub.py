@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from edgedepth.aihub_config import check_credentials
 from edgedepth.deploy.artifact import write_manifest
@@ -39,6 +40,7 @@ from edgedepth.ort_session import (
     qnn_versions,
     version_tuple,
 )
+from edgedepth.progress import long_call
 
 log = logging.getLogger("edgedepth")
 
@@ -88,22 +90,25 @@ def check_reachable(api_url: str, timeout: float = 10.0) -> None:
 
 
 def wait_for(job: Any, what: str) -> Any:
-    """Poll a job until it finishes, printing its state changes; the final status."""
+    """Poll a job until it finishes, printing its state changes (above the bar that shows the
+    time against the last such job's, in a terminal); the final status."""
     last = None
     print(f"{what}: job {job.job_id} {job.url}", file=sys.stderr)
-    while True:
-        with hub_errors(f"{what} job {job.job_id}"):
-            status = job.get_status()
-        if status.code != last:
-            print(f"{what}: {status.code.lower()}", file=sys.stderr, flush=True)
-            last = status.code
-        if status.finished:
-            if not status.success:
-                raise EdgedepthError(
-                    f"AI Hub {what} job {job.job_id} failed: {status.message} ({job.url})"
-                )
-            return status
-        time.sleep(POLL_SECONDS)
+    with long_call(f"AI Hub: waiting for the {what} job", f"aihub-{what}", what) as call:
+        while True:
+            with hub_errors(f"{what} job {job.job_id}"):
+                status = job.get_status()
+            if status.code != last:
+                tqdm.write(f"{what}: {status.code.lower()}", file=sys.stderr)
+                call.status(status.code.lower())
+                last = status.code
+            if status.finished:
+                if not status.success:
+                    raise EdgedepthError(
+                        f"AI Hub {what} job {job.job_id} failed: {status.message} ({job.url})"
+                    )
+                return status
+            time.sleep(POLL_SECONDS)
 
 
 def option_value(options: str, name: str) -> str | None:

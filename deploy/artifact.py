@@ -126,7 +126,7 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
     from edgedepth.models.dav2_export import cached_export
     from edgedepth.models.dav2_loading import load_dav2
 
-    model, weights_id = load_dav2(target.backend_options, target.kind, target.cache_dir)
+    model, weights_id, _ = load_dav2(target.backend_options, target.kind, target.cache_dir)
     options = target.backend_options.graph
     cached = cached_export(model, weights_id, options, target.input_size, target.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from edgedepth.deploy.artifact import model_inputs, write_manifest
 from edgedepth.deploy.compare import compare_depth
 from edgedepth.errors import EdgedepthError
 from edgedepth.ort_session import QnnOptions, cpu_session, qnn_session, qnn_versions
+from edgedepth.progress import steps
 
 log = logging.getLogger("edgedepth")
 
@@ -87,7 +88,7 @@ def verify_local(
     htp_session = qnn_session(out_dir / CONTEXT_MODEL, qnn)
     load_seconds = time.perf_counter() - started
     outputs, timings = [], []
-    for tensor in inputs:
+    for tensor in steps(inputs, len(inputs), "verifying on the HTP"):
         started = time.perf_counter()
         outputs.append(htp_session.run(None, {"image": tensor})[0])
         timings.append(time.perf_counter() - started)

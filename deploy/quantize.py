@@ -14,6 +14,7 @@ import numpy as np
 from edgedepth.deploy.artifact import model_inputs, write_manifest
 from edgedepth.deploy.compare import compare_depth
 from edgedepth.ort_session import cpu_session
+from edgedepth.progress import steps
 
 log = logging.getLogger("edgedepth")
 
@@ -24,7 +25,8 @@ class _Frames:
     """ONNX Runtime's CalibrationDataReader protocol over a list of input tensors."""
 
     def __init__(self, tensors: list[np.ndarray]) -> None:
-        self.remaining = iter(tensors)
+        # The calibrator runs the model on each as it asks for it: a bar with an ETA.
+        self.remaining = iter(steps(tensors, len(tensors), "calibrating"))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         tensor = next(self.remaining, None)

@@ -19,8 +19,9 @@ plugin never imports another plugin; the core never imports a plugin):
 - shared libraries used by several plugins: ``imageops`` (every resize, image files),
   ``colorize``, ``recording`` (video writing: mp4 and lossless depth), ``topic`` (messages,
   publish and subscribe), ``metrics`` + ``scoring`` + ``lpcvc_io`` (evaluation),
-  ``synthetic_scene``, ``models/`` (DepthAnythingV2, checkpoints, export), ``depth_graph`` (the
-  exported graph's contract), ``ort_session`` (ONNX Runtime CPU/QNN sessions);
+  ``synthetic_scene``, ``models/`` (DepthAnythingV2, checkpoints, export; the layouts of ready
+  ONNX files), ``depth_graph`` (the exported graph's contract), ``ort_session`` (ONNX Runtime
+  CPU/QNN sessions);
 - plugins (``edgedepth.plugins``, ``edgedepth.deploy``): thin — an options model, the stage
   class, the hook; a command plugin parses arguments and calls the core.
 """

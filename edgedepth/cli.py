@@ -85,10 +85,10 @@ def format_outputs(outputs: list[SinkOutput]) -> list[str]:
         path = output.path
         if path.is_dir():
             size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-            shown = f"{path}{os.sep}"
+            shown = f"{os.path.normpath(path)}{os.sep}"
         else:
             size = path.stat().st_size if path.exists() else 0
-            shown = str(path)
+            shown = os.path.normpath(path)
         what = f" ({output.what})" if output.what else ""
         lines.append(f"wrote {shown}: {output.frames} frames, {size / 1e6:.1f} MB{what}")
     return lines
@@ -158,6 +158,8 @@ def run(
             click.echo(result.stats.format_table(), err=True)
             for line in format_outputs(result.outputs):
                 click.echo(line, err=True)
+            for note in pipeline.context.notes:  # e.g. random weights: the warning scrolled away
+                click.echo(f"note: {note}", err=True)
         if as_json:
             click.echo(json.dumps(result.stats.as_dict(), indent=2))
         if stats_json is not None:

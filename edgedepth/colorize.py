@@ -78,6 +78,16 @@ def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def font_size(height: int) -> int:
+    """Text size in pixels for a picture ``height`` pixels tall: labels grow with the window
+    (13 px at 480, 30 px at 1080), never below a readable 9 px."""
+    return max(9, round(height / 36))
+
+
+def _text_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    return int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 1
+
+
 def unit_label(kind: DepthKind | None) -> str:
     return {
         DepthKind.METRIC_METERS: "m",
@@ -89,21 +99,33 @@ def unit_label(kind: DepthKind | None) -> str:
 def colour_bar(
     height: int, kind: DepthKind | None, low: float, high: float, name: ColormapName
 ) -> np.ndarray:
-    """A vertical bar (near at the top) with value labels, H × 90 × 3 uint8."""
-    bar_width, total_width = 18, 90
+    """A vertical bar (near at the top) with value labels sized for ``height``, H × W × 3 uint8.
+    W (at least 90) depends only on the height and the kind, so that every frame of a run
+    gets the same width."""
+    size = font_size(height)
+    font = label_font(size)
+    unit_words = unit_label(kind).split()
+    bar_width = max(18, round(size * 1.4))
+    text_x = bar_width + 6 + size // 2
+    text_width = max(_text_width(text, font) for text in ["-000.00", *unit_words])
+    total_width = max(90, text_x + text_width + size // 2)
     ramp = np.linspace(1.0, 0.0, height)  # nearness, top = near
     table = colormap(name)
     panel = Image.new("RGB", (total_width, height), (24, 24, 24))
     bar = np.repeat(table[(ramp * 255 + 0.5).astype(np.uint8)][:, None], bar_width, axis=1)
     panel.paste(Image.fromarray(bar), (6, 0))
     draw = ImageDraw.Draw(panel)
-    font = label_font(12)
+    line_height = round(size * 1.2)
     near_value, far_value = (high, low) if kind == DepthKind.RELATIVE_DISPARITY else (low, high)
     for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
         value = near_value + (far_value - near_value) * fraction
-        y = min(int(fraction * (height - 1)), height - 14)
-        draw.text((bar_width + 10, y), f"{value:.2f}", fill=(235, 235, 235), font=font)
-    draw.text((bar_width + 10, height // 2 - 20), unit_label(kind), fill=(180, 180, 180), font=font)
+        y = min(int(fraction * (height - 1)), height - line_height)
+        draw.text((text_x, y), f"{value:.2f}", fill=(235, 235, 235), font=font)
+    # The unit, a word a line, between the 0.25 and 0.5 labels.
+    y = round(0.375 * height - len(unit_words) * line_height / 2 + line_height / 2)
+    for word in unit_words:
+        draw.text((text_x, y), word, fill=(180, 180, 180), font=font)
+        y += line_height
     return np.asarray(panel)
 
 
@@ -113,13 +135,41 @@ def side_by_side(
     bar: np.ndarray | None = None,
     text: str = "",
 ) -> np.ndarray:
-    """RGB | colourised depth [| colour bar], with a line of text over the RGB panel."""
+    """RGB | colourised depth [| colour bar], with a line of text over the RGB panel (sized
+    for the picture's height)."""
     panels = [image, depth_rgb] + ([bar] if bar is not None else [])
     canvas = np.concatenate(panels, axis=1)
     if text:
         pil = Image.fromarray(canvas)
         draw = ImageDraw.Draw(pil)
-        draw.rectangle((0, 0, 8 + 7 * len(text), 20), fill=(0, 0, 0))
-        draw.text((4, 3), text, fill=(255, 255, 255), font=label_font(13))
+        size = font_size(canvas.shape[0])
+        font = label_font(size)
+        pad = max(3, size // 4)
+        draw.rectangle(
+            (0, 0, 2 * pad + _text_width(text, font), 2 * pad + round(size * 1.2)), fill=(0, 0, 0)
+        )
+        draw.text((pad, pad), text, fill=(255, 255, 255), font=font)
         canvas = np.asarray(pil)
     return canvas
+
+
+#: Caption colours: amber on black, a warning that reads on any colour map.
+CAPTION_TEXT = (255, 196, 0)
+CAPTION_BACKGROUND = (0, 0, 0)
+
+
+def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``picture`` with a black band under it holding ``lines`` (what a viewer must know about
+    it, e.g. that the depth comes from random weights); the picture itself is not covered.
+    Unchanged without lines."""
+    if not lines:
+        return picture
+    height, width = picture.shape[:2]
+    size = max(10, round(height / 28))
+    font = label_font(size)
+    line_height = round(size * 1.35)
+    band = Image.new("RGB", (width, len(lines) * line_height + size // 2), CAPTION_BACKGROUND)
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((size // 2, size // 4 + i * line_height), line, fill=CAPTION_TEXT, font=font)
+    return np.concatenate([picture, np.asarray(band)], axis=0)

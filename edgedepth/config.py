@@ -100,9 +100,11 @@ def output_fields(model: type[BaseModel]) -> list[str]:
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
+    """Unknown keys are errors: a typo must never be silently ignored. An attribute docstring
+    (a string under the field) is the option's description, shown by ``edgedepth plugins NAME``
+    and in the JSON schema."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 # --- the schema ---------------------------------------------------------------------------------
@@ -111,8 +113,9 @@ class StrictModel(BaseModel):
 class PluginSection(BaseModel):
     """``{type: NAME, ...options}``: the options are validated by the plugin's own model."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
     type: str
+    """The registered name of the plugin (``edgedepth plugins`` lists them)."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -120,8 +123,11 @@ class PluginSection(BaseModel):
 
 
 class ResizeSection(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """``{policy: NAME, ...options}``: the options are validated by the policy's own model."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
     policy: str = "none"
+    """fixed | keep-aspect | letterbox | none, or a plugin's policy."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -130,33 +136,43 @@ class ResizeSection(BaseModel):
 
 class PreprocessConfig(StrictModel):
     resize: ResizeSection = Field(default_factory=ResizeSection)
-    #: Bring the backend's depth back to the captured frame's size before postprocessing.
+    """How a frame becomes the backend's input (and the depth comes back)."""
     restore_size: bool = True
+    """Bring the backend's depth back to the captured frame's size before postprocessing."""
 
 
 class RuntimeConfig(StrictModel):
-    #: live: newest frame wins, stale frames dropped and counted; file: every frame, in order.
     mode: Literal["auto", "live", "file"] = "auto"
-    #: Capacity of each queue between stages in file mode. Live mode always holds 1 (latest wins).
+    """live: newest frame wins, stale frames dropped and counted; file: every frame, in order."""
     queue_size: int = Field(4, ge=1, le=1024)
-    #: Stop after this many frames (None: until the source ends).
+    """Capacity of each queue between stages in file mode. Live mode always holds 1 (latest
+    wins)."""
     max_frames: int | None = Field(None, ge=1)
-    #: Progress bar for file sources: None shows it when stderr is a terminal.
+    """Stop after this many frames (None: until the source ends)."""
     progress: bool | None = None
-    #: Where exports and compiled binaries are cached (~/.cache/edgedepth or $EDGEDEPTH_CACHE).
+    """Progress bar for file sources: None shows it when stderr is a terminal (or as
+    ``$EDGEDEPTH_PROGRESS`` says)."""
     cache_dir: ConfigPath | None = None
-    #: Print the per-stage summary table at the end.
+    """Where exports and compiled binaries are cached (~/.cache/edgedepth or $EDGEDEPTH_CACHE)."""
     summary: bool = True
+    """Print the per-stage summary table at the end."""
 
 
 class PipelineConfig(StrictModel):
     plugins: list[str] = Field(default_factory=list)
+    """Extra plugin modules or .py files (relative to the config)."""
     source: PluginSection
+    """Where frames come from: video | images | camera | synthetic."""
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    """The resize policy."""
     backend: PluginSection
+    """The depth model: dav2-relative | dav2-metric, or a plugin's."""
     postprocess: list[PluginSection] = Field(default_factory=list)
+    """Depth postprocessors, in order: invert | normalize | clip | resize | temporal."""
     sinks: list[PluginSection] = Field(default_factory=list)
+    """Where finished frames go: display | video | npy | topic | mcap."""
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    """How the stages run: mode, queues, progress, cache."""
 
 
 class LoadedConfig(typing.NamedTuple):

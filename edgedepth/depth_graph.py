@@ -29,22 +29,24 @@ class GraphOptions(StrictModel):
     LPCVC layout: ``{resize_to: [350, 350], output_size: [480, 640], invert: true}`` with the
     resize policy ``none`` (the graph takes the 480×640 frame)."""
 
-    #: Input on the 0–255 scale, ImageNet normalisation inside the graph. False: the host
-    #: normalises and the graph takes normalised input.
     normalize: bool = True
-    #: Resize inside the graph to this (height, width) before the network (bilinear); the graph
-    #: then takes the image at the size the resize policy delivers (usually ``none``: as captured).
+    """Input on the 0–255 scale, ImageNet normalisation inside the graph. False: the host normalises
+    and the graph takes normalised input."""
     resize_to: tuple[int, int] | None = None
-    #: Resize the depth inside the graph to this (height, width), or "input" for the graph's input.
+    """Resize inside the graph to this (height, width) before the network (bilinear); the graph then
+    takes the image at the size the resize policy delivers (usually ``none``: as captured)."""
     output_size: tuple[int, int] | str | None = None
-    #: ``align_corners`` of the in-graph bilinear resizes (LPCVC: true).
+    """Resize the depth inside the graph to this (height, width), or "input" for the graph's
+    input."""
     align_corners: bool = True
-    #: Relative models: ``1 - minmax(d)`` inside the graph (LPCVC: near 0 → far 1).
+    """``align_corners`` of the in-graph bilinear resizes (LPCVC: true)."""
     invert: bool = False
-    #: ``per-head``: one small q/k/v projection per head instead of the fused qkv (same function;
-    #: the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it).
+    """Relative models: ``1 - minmax(d)`` inside the graph (LPCVC: near 0 → far 1)."""
     attention: Literal["fused", "per-head"] = "fused"
+    """``per-head``: one small q/k/v projection per head instead of the fused qkv (same function;
+    the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it)."""
     opset: int = Field(17, ge=13, le=21)
+    """ONNX opset of the export."""
 
     @model_validator(mode="after")
     def _check(self) -> GraphOptions:

@@ -8,6 +8,7 @@ a CPU session with these wheels). The EP ignores option names it does not know, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -25,6 +26,7 @@ from pydantic import Field, field_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
+from edgedepth.progress import long_call
 
 log = logging.getLogger("edgedepth")
 
@@ -102,21 +104,24 @@ _TYPED_QNN_OPTIONS = {"soc_model", "htp_arch", "htp_performance_mode", "enable_h
 class QnnOptions(StrictModel):
     """``backend.qnn`` in the config."""
 
-    #: A named target (sets soc_model/htp_arch) for the HTP emulator and offline compiles; see
-    #: :data:`QNN_PRESETS`. Not applied on a real NPU (the driver knows its chip). Default:
-    #: :data:`DEFAULT_PRESET`.
     device: str | None = None
+    """A named Snapdragon (snapdragon-x-elite, snapdragon-x2-elite, snapdragon-8-gen-3,
+    snapdragon-8-elite) that sets soc_model/htp_arch for the HTP emulator and offline compiles;
+    not applied on a real NPU (the driver knows its chip). Default: snapdragon-x-elite."""
     soc_model: int | None = Field(None, ge=0)
+    """QNN SoC model number (overrides the device's), for the emulator and offline compiles."""
     htp_arch: int | None = Field(None, ge=0)
-    #: fp16: a float model run in fp16 on the HTP; quantized: a QDQ model (deploy quantize).
+    """HTP architecture version, e.g. 73 (overrides the device's)."""
     precision: Literal["fp16", "quantized"] = "fp16"
+    """fp16: a float model run in fp16 on the HTP; quantized: a QDQ model (deploy quantize)."""
     performance_mode: PerformanceMode = "burst"
-    #: Let ONNX Runtime run nodes the HTP rejects on the CPU (slow, hides problems): off.
+    """HTP performance mode: burst, sustained_high_performance, balanced, power_saver, …"""
     cpu_fallback: bool = False
-    #: Write an EPContext model + context binary on first use and load it afterwards.
+    """Let ONNX Runtime run nodes the HTP rejects on the CPU (slow, hides problems): off."""
     context_cache: bool = True
-    #: Further QNN EP provider options, passed through after checking their names.
+    """Write an EPContext model + context binary on first use and load it afterwards."""
     provider_options: dict[str, str | int | float] = Field(default_factory=dict)
+    """Further QNN EP provider options, passed through after checking their names."""
 
     @field_validator("device")
     @classmethod
@@ -445,16 +450,30 @@ def is_context_model(model_path: Path) -> bool:
     return b"EPContext" in head
 
 
+def _compile_progress(
+    source: Path, tag: str, free_dimensions: dict[str, int] | None
+) -> contextlib.AbstractContextManager[Any]:
+    """A bar with an estimate while QNN compiles ``source`` (loading a context binary takes
+    well under a second: no bar)."""
+    if is_context_model(source):
+        return contextlib.nullcontext()
+    size = source.stat().st_size
+    what = f"{source.name}:{size}:{free_dimensions or ''}:{tag}"
+    return long_call(f"qnn: compiling {source.name} for the HTP", "qnn-compile", what, size)
+
+
 def qnn_session(
     model_path: Path,
     options: QnnOptions,
     context_path: Path | None = None,
     *,
     offline: bool = False,
+    free_dimensions: dict[str, int] | None = None,
 ) -> ort.InferenceSession:
     """A session on the HTP. With ``context_path`` (and ``context_cache``): load the EPContext
     model there if it exists, else compile ``model_path`` and write it there. ``offline``
-    compiles for the chip the options name even on a real NPU (``deploy compile --local``)."""
+    compiles for the chip the options name even on a real NPU (``deploy compile --local``).
+    ``free_dimensions``: symbolic input sizes fixed by name (the HTP takes static shapes)."""
     _quiet_onnxruntime()
     target = qnn_target()
     _announce_emulator(target)
@@ -478,6 +497,8 @@ def qnn_session(
     if compile_to is None and is_context_model(source):
         check_context_version(source)
     session_options = ort.SessionOptions()
+    for name, value in (free_dimensions or {}).items():
+        session_options.add_free_dimension_override_by_name(name, value)
     if not options.cpu_fallback:
         session_options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if compile_to is not None:
@@ -493,7 +514,8 @@ def qnn_session(
     )
     started = time.perf_counter()
     try:
-        session = ort.InferenceSession(str(source), sess_options=session_options)
+        with _compile_progress(source, options.context_tag(target), free_dimensions):
+            session = ort.InferenceSession(str(source), sess_options=session_options)
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgedepthError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -292,8 +293,8 @@ def resolve_config(loaded: LoadedConfig, registry: Registry) -> PipelineSpec:
 
 
 def describe_options(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """One line per option of ``model``: ``key: type = default  — description``; the options
-    of a nested section as ``section.key``."""
+    """Each option of ``model`` as ``key: type = default``, its description wrapped on the
+    lines below it (indented); the options of a nested section as ``section.key``."""
     lines = []
     for key, field in model.model_fields.items():
         nested = field.annotation
@@ -304,8 +305,10 @@ def describe_options(model: type[BaseModel], prefix: str = "") -> list[str]:
             default = "(required)"
         else:
             default = f"= {field.get_default(call_default_factory=True)!r}"
-        description = f"  — {field.description}" if field.description else ""
-        lines.append(f"{prefix}{key}: {_type_name(field.annotation)} {default}{description}")
+        lines.append(f"{prefix}{key}: {_type_name(field.annotation)} {default}")
+        # An attribute docstring keeps its source line breaks (and RST quotes): reflow it.
+        words = (field.description or "").replace("``", "`").split()
+        lines += ["    " + line for line in textwrap.wrap(" ".join(words), 88)]
     return lines or ["(no options)"]
 
 

@@ -105,9 +105,13 @@ class CameraIntrinsics(StrictModel):
     """Pinhole intrinsics of the images, in pixels."""
 
     fx: float = Field(gt=0)
+    """Focal length along x."""
     fy: float = Field(gt=0)
+    """Focal length along y."""
     cx: float
+    """Principal point, x."""
     cy: float
+    """Principal point, y."""
 
     @property
     def matrix(self) -> np.ndarray:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
+from edgedepth.progress import enabled as progress_enabled
 from edgedepth.queues import Closed, StageQueue
 from edgedepth.stages import SinkOutput, StopPipeline
 from edgedepth.stats import RunStats
@@ -166,7 +167,7 @@ class PipelineRun:
         total = pipeline.source.obj.info.frame_count
         if runtime.max_frames is not None:
             total = min(total, runtime.max_frames) if total else runtime.max_frames
-        show = runtime.progress if runtime.progress is not None else sys.stderr.isatty()
+        show = runtime.progress if runtime.progress is not None else progress_enabled()
         self.progress = tqdm(
             total=total, unit="frame", disable=not show or live, file=sys.stderr, leave=False
         )

@@ -67,6 +67,11 @@ class BuildContext:
     #: Set when the run is asked to stop (end of a failed run, Ctrl-C, SIGTERM, ``q``): wait on
     #: it (``context.stop_requested.wait(seconds)``) instead of sleeping.
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    #: What whoever looks at the output must know, one line each (e.g. "random weights — the
+    #: depth means nothing"): a stage adds a line when it is built; sinks that draw pictures
+    #: (the display window, the mp4) show each as a caption on every frame. Stages are built in
+    #: pipeline order, so a sink sees the notes of the source and the backend.
+    notes: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -29,18 +29,20 @@ DEFAULT_FPS = 30.0
 
 
 class CameraOptions(StrictModel):
-    #: Index (0 → /dev/video0 on Linux, the first DirectShow camera on Windows) or a device
-    #: string: ``/dev/video2``, ``Integrated Camera`` / ``video=Integrated Camera`` (Windows),
-    #: ``0`` (macOS avfoundation).
     device: int | str = 0
-    #: Capture size and rate; omitted: 640×480 at 30 fps if the camera offers it, else its own.
+    """Index (0 → /dev/video0 on Linux, the first DirectShow camera on Windows) or a device string:
+    ``/dev/video2``, ``Integrated Camera`` / ``video=Integrated Camera`` (Windows), ``0`` (macOS
+    avfoundation)."""
     width: int | None = Field(None, gt=0)
+    """Capture width; omitted: 640 (with 480 and 30 fps) if the camera offers it, else its own."""
     height: int | None = Field(None, gt=0)
+    """Capture height (with ``width``); omitted: 480 if the camera offers it."""
     fps: float | None = Field(None, gt=0)
-    #: ``auto`` uses PyAV; ``opencv`` needs the ``cv`` extra.
+    """Frames per second to ask for; omitted: 30 if the camera offers it."""
     api: Literal["auto", "pyav", "opencv"] = "auto"
-    #: FFmpeg input format, when the platform default is not right.
+    """``auto`` uses PyAV; ``opencv`` needs the ``cv`` extra."""
     input_format: str | None = None
+    """FFmpeg input format, when the platform default is not right."""
 
 
 def _device_string(

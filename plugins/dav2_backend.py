@@ -3,8 +3,9 @@ execution provider (Snapdragon HTP), or on PyTorch.
 
 From a checkpoint (official ``.pth`` or Hugging Face ``*-hf``), the model is built with torch and
 exported to a static-shape ONNX graph per input size (cached by checkpoint content, graph options
-and size). From a ready model (``model: model.onnx``, an EPContext model or a ``edgedepth
-deploy`` folder) no torch is needed: the Windows-on-Arm path.
+and size). From a ready model (``model: model.onnx``, an EPContext model, a ``edgedepth deploy``
+folder, the ``onnx/model.onnx`` of a Hugging Face repository or Qualcomm AI Hub Models' export;
+:mod:`edgedepth.models.onnx_layouts` tells them apart) no torch is needed: the Windows-on-Arm path.
 
 The backend takes float32 RGB on the 0–255 scale (:class:`edgedepth.stages.Backend`); with
 ``graph.normalize`` the ImageNet normalisation (of RGB / 255) is inside the graph.
@@ -33,7 +34,8 @@ from edgedepth.depth_graph import (
 )
 from edgedepth.errors import ConfigError, EdgedepthError
 from edgedepth.frame import DepthKind
-from edgedepth.models.dav2_loading import load_dav2
+from edgedepth.models.dav2_loading import RANDOM_WEIGHTS_NOTE, load_dav2
+from edgedepth.models.onnx_layouts import OnnxLayout, detect_layout
 from edgedepth.ort_session import (
     QnnOptions,
     cpu_session,
@@ -51,30 +53,36 @@ Runtime = Literal["auto", "onnx-cpu", "qnn", "torch"]
 
 
 class DAv2Options(StrictModel):
-    #: Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
-    #: (encoder, dataset) from the cache, downloaded if missing and reachable.
     checkpoint: InputPath | None = None
-    #: A ready ONNX / EPContext model or an `edgedepth deploy` folder: no torch needed.
+    """Official .pth, .safetensors or a Hugging Face *-hf folder. Absent: the official file for
+    (encoder, dataset) from the cache, downloaded if missing and reachable."""
     model: ConfigPath | None = None
-    #: Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
-    random_weights: bool = False
-    #: vits | vitb | vitl; inferred from the checkpoint when absent (vits for random weights).
+    """A ready model, no torch needed: an ONNX / EPContext file, an `edgedepth deploy` folder,
+    a Hugging Face ONNX repository (its onnx/model.onnx) or Qualcomm AI Hub Models' DAv2."""
+    random_weights: bool | Literal["if-offline"] = False
+    """Random weights instead of a checkpoint (demos and tests only: the depth means nothing).
+    ``if-offline``: the official checkpoint when it is cached or can be downloaded, random
+    weights otherwise (a warning, and a caption on the video and the window)."""
     encoder: Literal["vits", "vitb", "vitl"] | None = None
-    #: Metric models: which official checkpoint (hypersim: indoor 20 m, vkitti: outdoor 80 m).
+    """vits | vitb | vitl; inferred from the checkpoint when absent (vits for random weights)."""
     dataset: Literal["hypersim", "vkitti"] = "hypersim"
-    #: Metric models: override the checkpoint's max_depth (metres).
+    """Metric models: which official checkpoint (hypersim: indoor 20 m, vkitti: outdoor 80 m)."""
     max_depth: float | None = Field(None, gt=0)
+    """Metric models: override the checkpoint's max_depth (metres)."""
     runtime: Runtime = "auto"
-    #: ONNX Runtime CPU threads (default: one per core).
+    """auto (the NPU when there is one, else the CPU) | onnx-cpu | qnn | torch."""
     threads: int | None = Field(None, ge=1)
+    """ONNX Runtime CPU threads (default: one per core)."""
     graph: GraphOptions = Field(default_factory=GraphOptions)
+    """What goes inside the exported graph (pre/post processing)."""
     qnn: QnnOptions = Field(default_factory=QnnOptions)
-    #: Seed of ``random_weights``.
+    """The QNN execution provider (runtime qnn)."""
     seed: int = 0
-    #: onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos
-    #: of different sizes their own); beyond this the least recently used is closed (its
-    #: export stays cached on disk).
+    """Seed of ``random_weights``."""
     max_shapes: int = Field(4, ge=1)
+    """onnx-cpu / qnn: sessions kept open for different input sizes (keep-aspect gives photos of
+    different sizes their own); beyond this the least recently used is closed (its export stays
+    cached on disk)."""
 
     @model_validator(mode="after")
     def _check(self) -> DAv2Options:
@@ -94,7 +102,8 @@ def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
     if path.is_file():
         return path, read_manifest(path.parent)
     manifest = read_manifest(path)
-    for name in (manifest.get("run_model"), "model_ctx.onnx", "model.onnx"):
+    # onnx/model.onnx: a Hugging Face repository as downloaded (e.g. onnx-community's).
+    for name in (manifest.get("run_model"), "model_ctx.onnx", "model.onnx", "onnx/model.onnx"):
         if name and (path / name).exists():
             return path / name, manifest
     raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
@@ -121,6 +130,7 @@ class DAv2Backend:
         self.options = options
         self.kind = kind
         self.cache_dir = context.cache_dir
+        self.context = context
         first_size = tuple(context.input_size or (518, 518))
         self.sessions: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self.sizes_seen: set[tuple[int, int]] = set()
@@ -157,13 +167,25 @@ class DAv2Backend:
             model_path = reference  # type: ignore[assignment]  # the float model it came from
         self.model_path = model_path
         fallback = reference if context_model else model_path
-        self.session = self._open_session(model_path, None, fallback)
-        model_input = self.session.get_inputs()[0]
-        self.input_name = model_input.name
-        self.output_name = self.session.get_outputs()[0].name
-        fixed = tuple(model_input.shape[-2:])
-        self.fixed_size = fixed if all(isinstance(side, int) for side in fixed) else None
+        # The HTP takes static shapes only: a plain ONNX file's tensors are read on the CPU first.
+        probe_on_cpu = self.runtime == "qnn" and not context_model
+        self.session = (
+            cpu_session(model_path, 1)
+            if probe_on_cpu
+            else self._open_session(model_path, None, fallback)
+        )
+        self.layout: OnnxLayout = detect_layout(
+            self.session.get_inputs(), self.session.get_outputs(), self.normalize_in_graph
+        )
+        self.input_name, self.output_name = self.layout.input_name, self.layout.output_name
+        self.fixed_size = self.layout.fixed_size
+        log.info("backend: %s (%s layout)", model_path, self.layout.name)
         self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
+        if probe_on_cpu:  # one QNN session, or one per input size for symbolic sizes
+            self.session = (
+                self._open_session(model_path, None, fallback) if self.fixed_size else None
+            )
+            self._ready_session(first_size)  # type: ignore[arg-type]  # compiles now, not mid-run
 
     def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
         try:
@@ -176,7 +198,13 @@ class DAv2Backend:
             ) from None
         from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, self.weights_id = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        model, self.weights_id, checkpoint = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        if checkpoint is None:
+            self.context.notes.append(RANDOM_WEIGHTS_NOTE)
+        # Reloads (a new input size) take the same weights, without another download attempt.
+        self.options = self.options.model_copy(
+            update={"checkpoint": checkpoint, "random_weights": checkpoint is None}
+        )
         self.model_config = model.config
         self.normalize_in_graph = self.options.graph.normalize
         self.depth_kind = output_kind(model.config, self.options.graph)
@@ -220,13 +248,18 @@ class DAv2Backend:
         return runtime
 
     def _open_session(
-        self, model_path: Path, context_dir: Path | None, fallback: Path | None
+        self,
+        model_path: Path,
+        context_dir: Path | None,
+        fallback: Path | None,
+        size: tuple[int, int] | None = None,
     ) -> Any:
         """A session on the chosen runtime; with ``auto``, the CPU (on ``fallback``) when no
-        QNN session can be built, the reason logged."""
+        QNN session can be built, the reason logged. ``size``: fix a ready model's symbolic
+        sizes to it (the HTP)."""
         if self.runtime == "qnn":
             try:
-                return self._qnn_session(model_path, context_dir)
+                return self._qnn_session(model_path, context_dir, size)
             except EdgedepthError as failure:
                 if self.options.runtime != "auto" or fallback is None:
                     raise
@@ -237,12 +270,47 @@ class DAv2Backend:
                 model_path = fallback
         return cpu_session(model_path, self.options.threads)
 
-    def _qnn_session(self, model_path: Path, context_dir: Path | None) -> Any:
-        cache = None
+    def _qnn_session(
+        self, model_path: Path, context_dir: Path | None, size: tuple[int, int] | None = None
+    ) -> Any:
+        cache, free_dimensions = None, None
         if not is_context_model(model_path):
             folder = context_dir or self._qnn_cache_dir(model_path, self.cache_dir)
-            cache = folder / f"{self.options.qnn.context_tag(qnn_target())}_ctx.onnx"
-        return qnn_session(model_path, self.options.qnn, cache)
+            per_size = f"-{size[0]}x{size[1]}" if size else ""
+            cache = folder / f"{self.options.qnn.context_tag(qnn_target())}{per_size}_ctx.onnx"
+            free_dimensions = self.layout.free_dimensions(size) if size else None
+        return qnn_session(model_path, self.options.qnn, cache, free_dimensions=free_dimensions)
+
+    def _ready_session(self, size: tuple[int, int]) -> Any:
+        """A ready model's session: its one session, or on the HTP a static session per input
+        size of a model with symbolic sizes (compiled on first use, ``max_shapes`` kept)."""
+        self._check_fixed_size(size, first=False)
+        if self.session is not None:
+            return self.session
+        session = self.sessions.get(size)
+        if session is not None:
+            self.sessions.move_to_end(size)
+            return session
+        if self.sizes_seen:
+            log.info(
+                "backend: new input size %d×%d: compiling a graph of that size for the HTP", *size
+            )
+        assert self.model_path is not None
+        session = self._open_session(self.model_path, None, self.model_path, size)
+        if self.runtime != "qnn":  # auto fell back to the CPU, which takes every size
+            self.session = session
+        else:
+            self._keep_open(size, session)
+        return session
+
+    def _keep_open(self, size: tuple[int, int], session: Any) -> None:
+        """Remember the session of an input size; close the least recently used beyond
+        ``max_shapes``."""
+        self.sessions[size] = session
+        self.sizes_seen.add(size)
+        if len(self.sessions) > self.options.max_shapes:
+            closed, _ = self.sessions.popitem(last=False)
+            log.debug("backend: closed the session for %d×%d (max_shapes)", *closed)
 
     def _session_for(self, size: tuple[int, int], model: Any = None) -> Any:
         """The open session for this input size: reused, reopened from the export cache, or
@@ -271,19 +339,24 @@ class DAv2Backend:
             model = model or load_dav2(self.options, self.kind, self.cache_dir, announce=False)[0]  # type: ignore[arg-type]
             cached_export(model, self.weights_id, self.options.graph, size, self.cache_dir)
         session = self._open_session(folder / "model.onnx", folder, folder / "model.onnx")
-        self.sessions[size] = session
-        self.sizes_seen.add(size)
-        if len(self.sessions) > self.options.max_shapes:
-            closed, _ = self.sessions.popitem(last=False)
-            log.debug("backend: closed the session for %d×%d (max_shapes)", *closed)
+        self._keep_open(size, session)
         return session
 
     def _check_fixed_size(self, size: tuple[int, int], first: bool) -> None:
-        if self.fixed_size is None or size == self.fixed_size:
-            return
-        height, width = self.fixed_size
         which = "the resize policy delivers" if first else "this frame's backend input is"
         error = ConfigError if first else EdgedepthError
+        if self.fixed_size is None:
+            step = self.layout.multiple_of
+            if size[0] % step == 0 and size[1] % step == 0:
+                return
+            raise error(
+                f"{self.model_path} ({self.layout.name} layout) takes sides that are multiples "
+                f"of {step} but {which} {size[0]}×{size[1]}: set preprocess.resize (keep-aspect, "
+                f"the official preprocessing, or fixed with multiples of {step})"
+            )
+        if size == self.fixed_size:
+            return
+        height, width = self.fixed_size
         raise error(
             f"{self.model_path} takes {height}×{width} images but {which} "
             f"{size[0]}×{size[1]}: set preprocess.resize (fixed {width}×{height}, or none "
@@ -304,6 +377,13 @@ class DAv2Backend:
     def infer(self, image: np.ndarray) -> np.ndarray:
         """float32 (or uint8) H×W×3 RGB on the 0–255 scale → depth, at this image's size."""
         size = (int(image.shape[0]), int(image.shape[1]))
+        if self.model_path is not None:  # a ready model, in its own layout
+            session = self._ready_session(size)
+            tensor = self.layout.tensor(image)
+            (output,) = session.run(
+                [self.output_name], {self.input_name: tensor}, self._run_options
+            )
+            return self.layout.depth(output)
         tensor = image_tensor(image, self.normalize_in_graph)
         if self.graph is not None:
             import torch
@@ -315,11 +395,7 @@ class DAv2Backend:
             with torch.inference_mode():
                 depth = self.graph(torch.from_numpy(tensor).to(self.device))
             return depth[0, 0].float().cpu().numpy()
-        if self.model_path is not None:
-            self._check_fixed_size(size, first=False)
-            session = self.session
-        else:
-            session = self._session_for(size)
+        session = self._session_for(size)
         (depth,) = session.run([self.output_name], {self.input_name: tensor}, self._run_options)
         return depth[0, 0]
 

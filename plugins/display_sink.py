@@ -11,6 +11,7 @@ Linux wheels) only open windows from the main thread, so that is for Windows/mac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from edgedepth.colorize import (
     COLORMAPS,
     ColormapName,
     DisplayRange,
+    caption,
     colorize,
     colour_bar,
     side_by_side,
@@ -35,17 +37,22 @@ from edgedepth.errors import EdgedepthError
 from edgedepth.frame import Frame
 from edgedepth.stages import BuildContext, StopPipeline
 
+log = logging.getLogger("edgedepth")
+
 
 class DisplayOptions(StrictModel):
     toolkit: Literal["auto", "opencv", "tk"] = "auto"
-    title: str = "edgedepth"
+    """Window toolkit: ``auto`` is Tk (works off the main thread everywhere)."""
+    title: str | None = None
+    """Window title; omitted: ``edgedepth — <config file name>``."""
     colormap: ColormapName = "turbo"
-    #: Fixed display range (metres for metric depth); omitted: a smoothed range.
+    """First colour map (``c`` cycles): turbo | inferno | spectral_r | gray."""
     range: tuple[float, float] | None = None
-    #: Where ``s`` saves snapshots.
+    """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     snapshot_dir: OutputDir = Path(".")
-    #: Weight of the newest frame in the displayed FPS.
+    """Where ``s`` saves snapshots."""
     fps_smoothing: float = Field(0.1, gt=0, le=1)
+    """Weight of the newest frame in the displayed FPS."""
 
 
 class Window(Protocol):
@@ -127,6 +134,8 @@ class DisplaySink:
                 'display: toolkit opencv needs OpenCV: pip install "edgedepth[cv]"'
             )
         self.options = options
+        config = context.config_path
+        self.title = options.title or ("edgedepth — " + config.name if config else "edgedepth")
         self.use_opencv = options.toolkit == "opencv"
         self.colormap: ColormapName = options.colormap
         self.display_range = DisplayRange(fixed=options.range)
@@ -134,6 +143,8 @@ class DisplaySink:
         self.fps = 0.0
         self._last_shown: float | None = None
         self.snapshots: list[Path] = []
+        #: Captions on every picture (e.g. random weights), from the stages built before.
+        self.notes = list(context.notes)
 
     def compose(self, frame: Frame) -> np.ndarray:
         low, high = self.display_range.update(frame.depth)
@@ -141,7 +152,7 @@ class DisplaySink:
         bar = colour_bar(frame.height, frame.depth_kind, low, high, self.colormap)
         latency_ms = (time.perf_counter() - frame.captured_at) * 1000
         text = f"{self.fps:5.1f} FPS  {latency_ms:4.0f} ms  #{frame.index}  {self.colormap}"
-        return side_by_side(frame.image, depth_rgb, bar, text)
+        return caption(side_by_side(frame.image, depth_rgb, bar, text), self.notes)
 
     def write(self, frame: Frame) -> None:
         now = time.perf_counter()
@@ -152,11 +163,7 @@ class DisplaySink:
         self._last_shown = now
         picture = self.compose(frame)
         if self.window is None:
-            self.window = (
-                OpenCVWindow(self.options.title)
-                if self.use_opencv
-                else TkWindow(self.options.title)
-            )
+            self.window = OpenCVWindow(self.title) if self.use_opencv else TkWindow(self.title)
         for key in self.window.show(picture):
             if key in ("q", "Q", "Escape"):
                 raise StopPipeline("quit from the display window")
@@ -171,6 +178,7 @@ class DisplaySink:
         path = directory / f"edgedepth-{index:06d}.png"
         Image.fromarray(picture).save(path)
         self.snapshots.append(path)
+        log.info("display: saved %s", path.resolve())
 
     def close(self) -> None:
         if self.window is not None:

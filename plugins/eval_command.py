@@ -33,6 +33,7 @@ from edgedepth.lpcvc_io import (
 )
 from edgedepth.metrics import GEOMETRIES, LPCVC_INTRINSICS, Geometry, Intrinsics
 from edgedepth.pipeline import Pipeline
+from edgedepth.progress import steps
 from edgedepth.registry import Registry
 from edgedepth.scoring import DisparityConversion, Sample, Scorer, ScoreSettings
 
@@ -53,7 +54,7 @@ def score_files(
     gts = files_by_stem(gt_dir, {".png"}, "ground-truth PNGs", "--gt")
     check_pairs(preds, gts, ".npy predictions", pred_dir, gt_dir)
     rgbs = files_by_stem(rgb_dir, IMAGE_SUFFIXES, "images", "--rgb") if rgb_dir else {}
-    for index, (stem, pred_path) in enumerate(preds.items()):
+    for index, (stem, pred_path) in enumerate(steps(preds.items(), len(preds), "scoring", "image")):
         gt_meters, conf = read_ground_truth(gts[stem], conf_dir)
         rgb = read_rgb(rgbs[stem]) if scorer.wants_figure(index) and stem in rgbs else None
         scorer.score(

@@ -22,10 +22,10 @@ from edgedepth.stages import BuildContext, SourceInfo
 
 
 class ImagesOptions(StrictModel):
-    #: A folder (every image in it) or a glob such as ``frames/*.png`` (relative to the config).
     path: str
-    #: Rate used for the frames' timestamps (and for pacing in live mode).
+    """A folder (every image in it) or a glob such as ``frames/*.png`` (relative to the config)."""
     fps: float = Field(30.0, gt=0)
+    """Rate used for the frames' timestamps (and for pacing in live mode)."""
 
 
 class ImagesSource:

@@ -32,26 +32,33 @@ log = logging.getLogger("edgedepth")
 
 class McapSinkOptions(StrictModel):
     path: OutputPath
-    #: RGB frames: ``raw`` (Image rgb8), ``jpeg`` (CompressedImage) or ``none``.
+    """The .mcap file to write (ROS 2 profile, CDR messages)."""
     rgb: RgbFormat = "raw"
+    """RGB frames: ``raw`` (Image rgb8), ``jpeg`` (CompressedImage) or ``none``."""
     jpeg_quality: int = Field(90, ge=1, le=100)
+    """JPEG quality of ``rgb: jpeg``."""
     depth: bool = True
-    #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is 32FC1.
+    """Record the depth images."""
     depth_encoding: DepthEncoding = "32FC1"
-    #: CameraInfo beside each image topic, when intrinsics are known.
+    """Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is 32FC1."""
     camera_info: bool = True
-    #: Intrinsics of the frames; omitted: the source's (the synthetic source has them).
+    """CameraInfo beside each image topic, when intrinsics are known."""
     intrinsics: CameraIntrinsics | None = None
+    """Intrinsics of the frames; omitted: the source's (the synthetic source has them)."""
     rgb_topic: str = "camera/image_raw"
+    """Topic of the RGB frames (``/compressed`` is appended for JPEG)."""
     depth_topic: str = "depth/image"
-    #: Relative depth; omitted: ``relative_disparity``/``relative_depth`` beside ``depth_topic``.
+    """Topic of metric depth."""
     relative_topic: str | None = None
+    """Relative depth; omitted: ``relative_disparity``/``relative_depth`` beside ``depth_topic``."""
     frame_id: str = "camera"
-    #: Header stamps: ``media`` (seconds from the start of the stream) or ``epoch`` (wall clock).
+    """``header.frame_id`` of every message."""
     stamp: StampClock = "media"
-    #: Bytes of messages per chunk: a kill loses at most the open chunk.
+    """Header stamps: ``media`` (seconds from the start of the stream) or ``epoch`` (wall clock)."""
     chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=4096, le=256 * 1024 * 1024)
+    """Bytes of messages per chunk: a kill loses at most the open chunk."""
     compression: Compression = "zstd"
+    """Chunk compression."""
 
     @field_validator("rgb_topic", "depth_topic", "relative_topic")
     @classmethod

@@ -28,15 +28,16 @@ NAME_FIELDS = ("index", "timestamp")
 
 
 class NpyOptions(StrictModel):
-    #: Output folder (created if missing).
     dir: OutputDir
+    """Output folder (created if missing)."""
     layout: Literal["hw", "nchw"] = "hw"
-    #: File name: ``{index}`` (the frame index, required: one file per frame) and optionally
-    #: ``{timestamp}`` (seconds), with Python format specs, e.g. ``frame_{index:05d}.npy``.
+    """Array shape: H×W, or 1×1×H×W (the LPCVC submission format)."""
     name: str = "{index:06d}.npy"
-    #: ``.npy`` files already in ``dir``: ``refuse`` (an error), ``clear`` (delete them first),
-    #: ``overwrite`` (keep them; files of the same name are replaced).
+    """File name: ``{index}`` (the frame index, required: one file per frame) and optionally
+    ``{timestamp}`` (seconds), with Python format specs, e.g. ``frame_{index:05d}.npy``."""
     existing: Literal["refuse", "clear", "overwrite"] = "refuse"
+    """``.npy`` files already in ``dir``: ``refuse`` (an error), ``clear`` (delete them first),
+    ``overwrite`` (keep them; files of the same name are replaced)."""
 
     @field_validator("name")
     @classmethod

@@ -40,8 +40,9 @@ class Invert:
 
 class NormalizeOptions(StrictModel):
     method: Literal["minmax", "percentile"] = "minmax"
-    #: Lower/upper percentiles for ``percentile`` (robust to a few outliers).
+    """Scale between the frame's min and max, or between two percentiles (clipped)."""
     percentiles: tuple[float, float] = (2.0, 98.0)
+    """Lower/upper percentiles for ``percentile`` (robust to a few outliers)."""
 
 
 class Normalize:
@@ -65,7 +66,9 @@ class Normalize:
 
 class ClipOptions(StrictModel):
     min: float | None = None
+    """Values below become this (metres for metric depth); omitted: no lower bound."""
     max: float | None = None
+    """Values above become this; omitted: no upper bound."""
 
     @model_validator(mode="after")
     def _ordered(self) -> ClipOptions:
@@ -86,10 +89,12 @@ class Clip:
 
 
 class ResizeOptions(StrictModel):
-    #: Target size; omitted: the captured frame's size.
     width: int | None = Field(None, gt=0)
+    """Target width; omitted: the captured frame's size."""
     height: int | None = Field(None, gt=0)
+    """Target height; omitted: the captured frame's size."""
     interpolation: Interpolation = "bilinear"
+    """How the depth is resized: nearest | bilinear | bicubic | area."""
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ResizeOptions:
@@ -114,11 +119,11 @@ class Resize:
 
 
 class TemporalOptions(StrictModel):
-    #: Weight of the new frame in the running average (1 = no smoothing).
     alpha: float = Field(0.25, gt=0, le=1)
-    #: A pixel whose relative change exceeds this follows the new frame at once, so moving
-    #: objects are not smeared.
+    """Weight of the new frame in the running average (1 = no smoothing)."""
     threshold: float = Field(0.15, gt=0)
+    """A pixel whose relative change exceeds this follows the new frame at once, so moving objects
+    are not smeared."""
 
 
 class Temporal:

@@ -37,22 +37,31 @@ from edgedepth.stages import BuildContext
 
 class FixedOptions(StrictModel):
     width: int = Field(350, gt=0)
+    """Backend input width (the frame is stretched to it)."""
     height: int = Field(350, gt=0)
+    """Backend input height."""
     interpolation: Interpolation = "bilinear"
+    """How the frame is resized: nearest | bilinear | bicubic | area."""
 
 
 class KeepAspectOptions(StrictModel):
     lower_bound: int = Field(518, gt=0)
+    """The shorter side is scaled to at least this (the official 518)."""
     multiple_of: int = Field(14, gt=0)
+    """Each side is a multiple of this (the ViT patch size, 14)."""
     interpolation: Interpolation = "bicubic"
+    """How the frame is resized (official: bicubic)."""
 
 
 class LetterboxOptions(StrictModel):
     width: int = Field(518, gt=0)
+    """Backend input width: the frame is scaled to fit inside, the rest padded."""
     height: int = Field(518, gt=0)
-    #: RGB value of the padding.
+    """Backend input height."""
     pad_value: int = Field(0, ge=0, le=255)
+    """RGB value of the padding."""
     interpolation: Interpolation = "bilinear"
+    """How the frame is resized: nearest | bilinear | bicubic | area."""
 
 
 class NoOptions(StrictModel):

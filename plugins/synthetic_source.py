@@ -19,13 +19,19 @@ from edgedepth.synthetic_scene import SyntheticScene
 
 class SyntheticOptions(StrictModel):
     frames: int = Field(300, ge=1)
+    """Frames to produce before the source ends."""
     width: int = Field(640, ge=16)
+    """Frame width in pixels."""
     height: int = Field(480, ge=16)
+    """Frame height in pixels."""
     fps: float = Field(30.0, gt=0)
+    """Frame rate: the frames' timestamps, and their pace with ``live``."""
     seed: int = 0
+    """Seed of the scene's layout (the same seed gives the same frames)."""
     motion: Literal["orbit", "dolly", "static"] = "orbit"
-    #: Behave like a camera: frames are produced at ``fps`` and the run is in live mode.
+    """Camera path: around the room, towards it, or still."""
     live: bool = False
+    """Behave like a camera: frames are produced at ``fps`` and the run is in live mode."""
 
 
 class SyntheticSource:

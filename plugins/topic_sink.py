@@ -66,33 +66,38 @@ log = logging.getLogger("edgedepth")
 
 class TopicOptions(StrictModel):
     transport: Transport = "zmq"
-    #: ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
-    #: Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT).
+    """``zmq``: ZeroMQ PUB (edgedepth's own messages); ``zenoh``: ROS 2 over rmw_zenoh."""
     endpoint: str = DEFAULT_ENDPOINT
-    #: Zenoh only: routers or peers to connect to as well (e.g. tcp/localhost:7447, the
-    #: rmw_zenoh router ROS 2 nodes use).
+    """ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
+    Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT)."""
     connect: list[str] = Field(default_factory=list)
-    #: Topic of metric depth, and the separate topic of relative depth (omitted: ZeroMQ
-    #: ``depth/relative``; zenoh ``depth/relative_disparity`` or ``depth/relative_depth``).
+    """Zenoh only: routers or peers to connect to as well (e.g. tcp/localhost:7447, the rmw_zenoh
+    router ROS 2 nodes use)."""
     topic: str = DEFAULT_TOPIC
+    """Topic of metric depth."""
     relative_topic: str | None = None
-    #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1.
+    """Topic of relative depth; omitted: ZeroMQ ``depth/relative``; zenoh
+    ``depth/relative_disparity`` or ``depth/relative_depth``."""
     encoding: Encoding = "32FC1"
+    """Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1."""
     frame_id: str = "camera"
-    #: Publish CameraInfo (K) before every image: ZeroMQ on ``<topic>/camera_info``; zenoh on
-    #: ``camera_info`` beside the image topic (there also with the source's intrinsics).
+    """``header.frame_id`` of every message."""
     camera_info: CameraIntrinsics | None = None
-    #: Zenoh only: ROS_DOMAIN_ID (omitted: the environment's, else 0), the node's name, and the
-    #: header stamps (``media``: seconds from the stream start; ``epoch``: wall clock).
+    """Publish CameraInfo (K) before every image: ZeroMQ on ``<topic>/camera_info``; zenoh on
+    ``camera_info`` beside the image topic (there also with the source's intrinsics)."""
     domain_id: int | None = Field(None, ge=0, le=232)
+    """Zenoh only: ROS_DOMAIN_ID (omitted: the environment's, else 0)."""
     node_name: str = "edgedepth"
+    """Zenoh only: the ROS 2 node name its publishers belong to."""
     stamp: StampClock = "media"
-    #: ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber.
+    """Header stamps: ``media`` (seconds from the stream start) or ``epoch`` (wall clock)."""
     high_water_mark: int = Field(2, ge=1)
-    #: Before the first frame, wait for this many subscriptions to its topic (zenoh: for one),
-    #: at most ``subscriber_timeout`` s; then publish anyway. Solves ZeroMQ's "slow joiner".
+    """ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber."""
     wait_for_subscribers: int = Field(0, ge=0)
+    """Before the first frame, wait for this many subscriptions to its topic (zenoh: for one), at
+    most ``subscriber_timeout`` s; then publish anyway. Solves ZeroMQ's "slow joiner"."""
     subscriber_timeout: float = Field(10.0, gt=0)
+    """Seconds ``wait_for_subscribers`` waits at most."""
 
     @field_validator("endpoint", "connect")
     @classmethod

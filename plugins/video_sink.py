@@ -22,7 +22,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 import edgedepth
-from edgedepth.colorize import ColormapName, DisplayRange, colorize, colour_bar, side_by_side
+from edgedepth.colorize import (
+    ColormapName,
+    DisplayRange,
+    caption,
+    colorize,
+    colour_bar,
+    side_by_side,
+)
 from edgedepth.config import OutputPath, StrictModel
 from edgedepth.frame import Frame
 from edgedepth.imageops import Letterbox, resize_rgb
@@ -33,27 +40,29 @@ log = logging.getLogger("edgedepth")
 
 
 class VideoSinkOptions(StrictModel):
-    #: The colourised mp4 (H.264).
     path: OutputPath | None = None
+    """The colourised mp4 (H.264)."""
     layout: Literal["depth", "side-by-side"] = "depth"
+    """The colourised depth alone, or RGB | depth | colour bar."""
     colormap: ColormapName = "turbo"
-    #: Fixed display range (metres for metric depth); omitted: a smoothed range.
+    """Colour map of the depth, near at its warm (bright) end."""
     range: tuple[float, float] | None = None
-    #: H.264 quality (0 = lossless, 18–23 = visually good).
+    """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     crf: int = Field(20, ge=0, le=51)
-    #: x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow).
+    """H.264 quality (0 = lossless, 18–23 = visually good)."""
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
         "veryslow",
     ] = "veryfast"  # fmt: skip
-    #: Frame rate of the file; omitted: the source's (29.97 stays 29.97).
+    """x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow)."""
     fps: float | None = Field(None, gt=0)
-    #: Lossless 16-bit depth recording (.mkv, FFV1): metric in steps of 1 mm (2 mm for a model
-    #: that reaches beyond 65 m), invalid pixels marked (see :mod:`edgedepth.recording`).
+    """Frame rate of the file; omitted: the source's (29.97 stays 29.97)."""
     lossless: OutputPath | None = None
-    #: Relative depth only: the largest value stored (default: 1 for maps normalised to 0..1,
-    #: else 4 × the first frame's maximum); beyond it values are clipped, with a warning.
+    """Lossless 16-bit depth recording (.mkv, FFV1): metric in steps of 1 mm (2 mm for a model
+    that reaches beyond 65 m), invalid pixels marked (see :mod:`edgedepth.recording`)."""
     relative_max: float | None = Field(None, gt=0)
+    """Relative depth only: the largest value stored (default: 1 for maps normalised to 0..1,
+    else 4 × the first frame's maximum); beyond it values are clipped, with a warning."""
 
     @model_validator(mode="after")
     def _something_to_write(self) -> VideoSinkOptions:
@@ -68,6 +77,8 @@ class VideoSink:
         source_fps = context.source.fps if context.source else None
         self.fps = frame_rate(options.fps or source_fps or 30.0)
         self.display_range = DisplayRange(fixed=options.range)
+        #: Captions on every picture (e.g. random weights), from the stages built before.
+        self.notes = list(context.notes)
         #: (height, width) of the first picture: every later one is fitted into it.
         self.picture_size: tuple[int, int] | None = None
         self._warned_size = False
@@ -112,6 +123,7 @@ class VideoSink:
         if self.options.layout == "side-by-side":
             bar = colour_bar(frame.height, frame.depth_kind, low, high, self.options.colormap)
             picture = side_by_side(frame.image, picture, bar)
+        picture = caption(picture, self.notes)
         if self.picture_size is None:
             self.picture_size = picture.shape[:2]
         elif picture.shape[:2] != self.picture_size:

@@ -19,8 +19,9 @@ log = logging.getLogger("edgedepth")
 
 class VideoOptions(StrictModel):
     path: InputPath
-    #: Index among the file's video streams.
+    """The video file (anything FFmpeg reads), relative to the config."""
     stream: int = 0
+    """Index among the file's video streams."""
 
 
 class VideoSource:

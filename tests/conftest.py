@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,12 @@ POSIX_SIGNALS = pytest.mark.skipif(
 QNN_EMULATOR = sys.platform == "linux" and platform.machine() == "x86_64"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Nothing a test runs writes into the user's cache (exports, step times): a test that needs
+    # a cache of its own still names one.
+    os.environ.setdefault("EDGEDEPTH_CACHE", tempfile.mkdtemp(prefix="edgedepth-test-cache-"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     no_emulator = pytest.mark.skip(reason="needs the QNN HTP emulator (Linux x86-64)")
     for item in items:
@@ -86,12 +93,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
+#: The command line with some packages unimportable (``import torch`` raises ImportError), as
+#: on an install without them.
+_WITHOUT = (
+    "import sys; sys.modules.update(dict.fromkeys({!r})); from edgedepth.cli import main; main()"
+)
+
+
 def run_edgedepth(
-    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    without: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a subprocess: real exit codes, real stderr."""
+    """The real command line, in a subprocess: real exit codes, real stderr. ``without``:
+    packages that cannot be imported in it (e.g. ``("torch", "transformers")``)."""
+    command = ["-c", _WITHOUT.format(list(without))] if without else ["-m", "edgedepth"]
     return subprocess.run(
-        [sys.executable, "-m", "edgedepth", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -86,3 +86,76 @@ def save_official_pth(path: Path, encoder: str = "vits", kind: str = "relative",
     randomize(model, seed)
     torch.save(model.state_dict(), path)
     return model.eval()
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, **names_and_axes) -> Path:
+    import warnings
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), str(path), opset_version=17, dynamo=False,
+                          **names_and_axes)  # fmt: skip
+    return path
+
+
+class _PredictedDepth(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).predicted_depth
+
+
+def export_hf_onnx(repo: Path, model) -> Path:
+    """``repo/onnx/model.onnx`` in the layout of the Hugging Face ONNX files (onnx-community's,
+    exported with Optimum's depth-estimation layout): ``pixel_values`` batch_size×num_channels×
+    height×width (ImageNet-normalised RGB) → ``predicted_depth`` batch_size×height×width, every
+    size symbolic."""
+    from transformers.models.depth_anything import modeling_depth_anything
+    from transformers.utils import torch_int
+
+    # The head sizes its output with int(), which tracing freezes to the example's size;
+    # torch_int keeps it symbolic, so the file takes every size like the published ones.
+    modeling_depth_anything.int = torch_int
+    try:
+        return _export(
+            _PredictedDepth(model), torch.zeros(1, 3, 126, 126), repo / "onnx" / "model.onnx",
+            input_names=["pixel_values"], output_names=["predicted_depth"],
+            dynamic_axes={
+                "pixel_values": {0: "batch_size", 1: "num_channels", 2: "height", 3: "width"},
+                "predicted_depth": {0: "batch_size", 1: "height", 2: "width"},
+            },
+        )  # fmt: skip
+    finally:
+        del modeling_depth_anything.int
+
+
+class _AiHubDepth(torch.nn.Module):
+    """Qualcomm AI Hub Models' depth_anything_v2 forward: RGB in [0, 1], ImageNet normalisation
+    inside, ``predicted_depth.unsqueeze(1)`` out; channel-last I/O as its QNN/TFLite compiles
+    (--force_channel_last_input/_output)."""
+
+    def __init__(self, model: torch.nn.Module, channels_last: bool) -> None:
+        super().__init__()
+        self.model, self.channels_last = model, channels_last
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            image = image.permute(0, 3, 1, 2)
+        depth = self.model(pixel_values=(image - self.mean) / self.std).predicted_depth
+        depth = depth.unsqueeze(1)
+        return depth.permute(0, 2, 3, 1) if self.channels_last else depth
+
+
+def export_qai_hub_onnx(path: Path, model, size: int = 126, channels_last: bool = False) -> Path:
+    """A file in the layout Qualcomm AI Hub Models documents for depth_anything_v2: ``image``
+    1×3×S×S → ``depth_estimates`` 1×1×S×S (channel-last: 1×S×S×3 → 1×S×S×1), static."""
+    shape = (1, size, size, 3) if channels_last else (1, 3, size, size)
+    return _export(
+        _AiHubDepth(model, channels_last), torch.zeros(shape), path,
+        input_names=["image"], output_names=["depth_estimates"],
+    )  # fmt: skip

@@ -4,6 +4,7 @@ the HTP emulator, QDQ quantisation, and the artifact running where torch is not 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -190,10 +191,11 @@ def test_the_runtime_installs_and_runs_in_a_fresh_venv(compiled):
 def test_quantize_with_synthetic_calibration_runs_on_the_emulator(tmp_path, lpcvc_config):
     result = run_edgedepth(
         "deploy", "quantize", "--config", str(lpcvc_config), "--calibration", "synthetic:4",
-        "--out", "q", "--scheme", "w8a16", cwd=tmp_path,
+        "--out", "q", "--scheme", "w8a16", cwd=tmp_path, env={"EDGEDEPTH_PROGRESS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "CPU, quantised vs float: relative error" in result.stdout
+    assert re.search(r"calibrating: +\d+%\|.*\| \d/4 \[", result.stderr)  # frames, with an ETA
     manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
     quantization = manifest["quantization"]
     assert quantization["scheme"] == "w8a16" and quantization["calibration_frames"] == 4

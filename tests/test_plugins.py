@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel
 
+from edgedepth.config import PipelineConfig
+from edgedepth.registry import load_registry
 from tests.conftest import run_edgedepth, synthetic_config
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "plugin_example"
@@ -123,3 +126,38 @@ def test_plugins_name_shows_its_options():
     assert "lower_bound: int = 518" in verbose.stdout  # keep-aspect's options
     unknown = run_edgedepth("plugins", "npz")
     assert unknown.returncode == 1 and "no plugin registers 'npz'" in unknown.stderr
+
+
+def _options_without_description(model, where: str) -> list[str]:
+    missing = []
+    for key, field in model.model_fields.items():
+        if not field.description:
+            missing.append(f"{where}.{key}")
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            missing += _options_without_description(field.annotation, f"{where}.{key}")
+    return missing
+
+
+def test_every_built_in_option_has_a_description():
+    """`edgedepth plugins NAME` shows a description for every key of every built-in plugin and
+    of the config's own sections (pydantic reads them from the attribute docstrings)."""
+    registry = load_registry()
+    missing = _options_without_description(PipelineConfig, "config")
+    for kind, registrations in registry.by_kind.items():
+        for name, registration in registrations.items():
+            assert registration.plugin.startswith("edgedepth."), registration.plugin
+            missing += _options_without_description(registration.options, f"{kind}/{name}")
+    assert not missing, f"options without a description: {', '.join(missing)}"
+    shown = run_edgedepth("plugins", "keep-aspect").stdout.splitlines()
+    at = shown.index("      lower_bound: int = 518")
+    assert shown[at + 1].strip().startswith("The shorter side is scaled to at least this")
+
+
+def test_readme_lists_every_resize_policy_key():
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
+            if line.strip().startswith("| `")}  # fmt: skip
+    for name, registration in load_registry().by_kind["resize"].items():
+        assert name in rows, f"README: no row for resize policy {name!r}"
+        for key, field in registration.options.model_fields.items():
+            assert f"`{key}` ({field.default})" in rows[name], (name, key)

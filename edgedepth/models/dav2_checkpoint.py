@@ -13,7 +13,9 @@ sizes other than 518 the result differs from transformers' own ``DepthAnythingFo
 forward, which interpolates the position embedding to ``size=(h, w)`` where the official code
 (and edgedepth) uses a scale factor with DINOv2's +0.1 offset. At 518×518 both agree.
 
-Official files are downloaded on request (never at import) into the cache directory.
+Official files are downloaded on request (never at import) into the cache directory, from
+``$HF_ENDPOINT`` when it is set (a Hugging Face mirror, as ``huggingface_hub`` honours it), else
+https://huggingface.co.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import pickle
 import pickletools
 import re
@@ -36,6 +39,7 @@ import torch
 
 from edgedepth.errors import EdgedepthError
 from edgedepth.models.dav2 import ENCODERS, DAv2Config, DepthAnythingV2, ModelKind
+from edgedepth.progress import enabled
 
 log = logging.getLogger("edgedepth")
 
@@ -47,6 +51,10 @@ _METRIC_DATASETS = {"hypersim": ("Hypersim", 20.0), "vkitti": ("VKITTI", 80.0)}
 
 class CheckpointError(EdgedepthError):
     """A checkpoint cannot be read, is refused, or does not fit the chosen variant."""
+
+
+class CheckpointDownloadError(CheckpointError):
+    """An official checkpoint is not in the cache and cannot be downloaded (offline)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,11 @@ def official_filename(kind: ModelKind, encoder: str, dataset: str = "hypersim") 
     return f"depth_anything_v2_metric_{dataset}_{encoder}.pth"
 
 
+def hub_endpoint() -> str:
+    """Where official files are downloaded from: ``$HF_ENDPOINT`` (a mirror), else Hugging Face."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
 def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
     size = _SIZE_NAMES[encoder]
     repo = (
@@ -79,7 +92,7 @@ def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> st
         else f"Depth-Anything-V2-Metric-{_METRIC_DATASETS[dataset][0]}-{size}"
     )
     filename = official_filename(kind, encoder, dataset)
-    return f"https://huggingface.co/depth-anything/{repo}/resolve/main/{filename}"
+    return f"{hub_endpoint()}/depth-anything/{repo}/resolve/main/{filename}"
 
 
 def default_max_depth(dataset: str) -> float:
@@ -98,20 +111,25 @@ def fetch_official(
         return target
     url = official_url(kind, encoder, dataset)
     licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
-    log.info("downloading %s (%s) from %s", filename, licence, url)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(filename + ".partial")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            log.info("downloading %s (%s) from %s", filename, licence, url)
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename) as bar:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not enabled())
+            received = 0
+            with bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
+            if total is not None and received != total:
+                raise OSError(f"connection closed after {received} of {total} bytes")
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
-        raise CheckpointError(
+        raise CheckpointDownloadError(
             f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
             f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
         ) from None

@@ -37,6 +37,7 @@ from edgedepth.models.dav2 import (
     DepthAnythingV2,
     split_attention_per_head,
 )
+from edgedepth.progress import long_call
 
 #: Bump when the exported graph changes for the same inputs (invalidates cached exports).
 EXPORT_FORMAT = 3
@@ -247,7 +248,12 @@ def cached_export(
     started = time.perf_counter()
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
     try:
-        export_onnx(graph, staging / "model.onnx")
+        height, width = input_size
+        what = f"{model.config.encoder} {model.config.kind} at {height}×{width}"
+        parameters = sum(parameter.numel() for parameter in model.parameters())
+        description = f"exporting {what} to ONNX, once for this size"
+        with long_call(description, "export", what, parameters):
+            export_onnx(graph, staging / "model.onnx")
         manifest = graph_manifest(model.config, options, graph.shapes, weights_id)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
         if folder.exists():

@@ -1,13 +1,14 @@
 """The DepthAnythingV2 a config asks for, as a torch model: random weights, a given checkpoint,
-or the official file (fetched into the cache). Shared by the DAv2 backends, the deploy tool and
-the benchmarks; needs torch (imported when called)."""
+or the official file (fetched into the cache), or ``random_weights: if-offline``: the official
+file when it can be had, random weights otherwise. Shared by the DAv2 backends, the deploy tool
+and the benchmarks; needs torch (imported when called)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from edgedepth.models.dav2 import DepthAnythingV2
@@ -16,39 +17,66 @@ log = logging.getLogger("edgedepth")
 
 ModelKind = Literal["relative", "metric"]
 
+#: What the viewer is told (a caption on the video and the window) when the depth comes from
+#: random weights: it looks like depth and is not. ASCII: the caption font has no dashes.
+RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS: this depth means nothing (offline?) - see README"
+
 
 class WeightsChoice(Protocol):
     """What a config says about the weights (the DAv2 backends' options have these fields)."""
 
     checkpoint: Path | None
-    random_weights: bool
+    #: True, False, or "if-offline" (the official file when it can be had, else random).
+    random_weights: bool | str
     encoder: str | None
     dataset: str
     max_depth: float | None
     seed: int
 
 
+class LoadedDAv2(NamedTuple):
+    """What :func:`load_dav2` loaded."""
+
+    model: DepthAnythingV2
+    #: The checkpoint's sha256, or ``random-seed<N>``.
+    weights_id: str
+    #: The checkpoint file (the official one when it was fetched); None for random weights.
+    checkpoint: Path | None
+
+
 def load_dav2(
     choice: WeightsChoice, kind: ModelKind, cache_dir: Path, announce: bool = True
-) -> tuple[DepthAnythingV2, str]:
-    """The torch model and an id of its weights (the checkpoint's sha256, or the random seed).
-    ``announce``: say what was loaded, and warn about it (off when reloading the same model)."""
+) -> LoadedDAv2:
+    """The torch model, an id of its weights and the file they came from. ``announce``: say
+    what was loaded, and warn about it (off when reloading the same model)."""
     from edgedepth.models import dav2_checkpoint as ckpt
     from edgedepth.models.dav2 import ENCODERS, config_for
 
     info_level = logging.INFO if announce else logging.DEBUG
     warning_level = logging.WARNING if announce else logging.DEBUG
-    if choice.random_weights:
+    path: Path | None = None
+    if choice.checkpoint is not None:
+        path = Path(choice.checkpoint)
+    elif choice.random_weights == "if-offline":
+        try:
+            path = ckpt.fetch_official(kind, choice.encoder or "vits", choice.dataset, cache_dir)
+        except ckpt.CheckpointDownloadError as offline:
+            # The one warning of this case: why, and how to get real depth.
+            log.log(
+                warning_level,
+                "backend: RANDOM WEIGHTS (random_weights: if-offline): %s; until then the depth "
+                "means nothing",
+                offline,
+            )
+    elif not choice.random_weights:
+        path = ckpt.fetch_official(kind, choice.encoder or "vits", choice.dataset, cache_dir)
+    else:
         log.log(
             warning_level, "backend: random weights (random_weights: true): the depth means nothing"
         )
+    if path is None:
         config = config_for(choice.encoder or "vits", kind, choice.max_depth or 20.0)
-        return ckpt.random_model(config, choice.seed), f"random-seed{choice.seed}"
-    path = (
-        Path(choice.checkpoint)
-        if choice.checkpoint is not None
-        else ckpt.fetch_official(kind, choice.encoder or "vits", choice.dataset, cache_dir)
-    )
+        return LoadedDAv2(ckpt.random_model(config, choice.seed), f"random-seed{choice.seed}", None)
     state, info = ckpt.read_checkpoint(path)
     if info.kind is not None and info.kind != kind:
         raise ckpt.CheckpointError(
@@ -95,4 +123,4 @@ def load_dav2(
         path,
         f" (max_depth {max_depth:g} m)" if kind == "metric" else "",
     )
-    return model, ckpt.file_sha256(path)
+    return LoadedDAv2(model, ckpt.file_sha256(path), path)

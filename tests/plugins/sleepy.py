@@ -18,6 +18,8 @@ class SleepyOptions(StrictModel):
     #: What the output claims to be, and a factor applied to it (e.g. 0.05 → 0..12.75 m).
     kind: edgedepth.DepthKind = edgedepth.DepthKind.RELATIVE_DISPARITY
     scale: float = 1.0
+    #: A line for the viewer (``context.notes``): the sinks that draw pictures caption it.
+    note: str | None = None
 
 
 class SleepyBackend:
@@ -25,6 +27,8 @@ class SleepyBackend:
         self.options = options
         self.depth_kind = options.kind
         self.calls = 0
+        if options.note:
+            context.notes.append(options.note)
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         if self.options.fail_at is not None and self.calls == self.options.fail_at:
