@@ -125,9 +125,9 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
     from edgedepth.models.dav2_export import cached_export
     from edgedepth.models.dav2_loading import load_dav2
 
-    model, weights_id = load_dav2(target.backend_options, target.kind, target.cache_dir)
+    model, key = load_dav2(target.backend_options, target.kind, target.cache_dir)
     options = target.backend_options.graph
-    cached = cached_export(model, weights_id, options, target.input_size, target.cache_dir)
+    cached = cached_export(model, key, options, target.input_size, target.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached / "model.onnx", out_dir / "model.onnx")
     try:
@@ -144,7 +144,7 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
             "precision": "float32",
             "source_config": str(target.loaded.path),
             "checkpoint": str(target.backend_options.checkpoint or "official or random"),
-            "checkpoint_sha256": weights_id,
+            "checkpoint_sha256": key.weights,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )

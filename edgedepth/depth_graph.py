@@ -4,15 +4,20 @@ runtime (does not) and the deploy tool: one float32 NCHW RGB input named ``image
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
+
+if TYPE_CHECKING:
+    from edgedepth.models.dav2_weights import ModelKey
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "depth"
@@ -21,6 +26,8 @@ MEAN_255 = (123.675, 116.28, 103.53)
 STD_255 = (58.395, 57.12, 57.375)
 #: Written beside every exported / compiled model: what the graph expects and returns.
 MANIFEST_NAME = "manifest.json"
+#: Bump when the exported graph changes for the same inputs (invalidates cached exports).
+EXPORT_FORMAT = 4
 
 
 class GraphOptions(StrictModel):
@@ -79,3 +86,26 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
         return {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EdgedepthError(f"{path}: not valid JSON ({exc})") from None
+
+
+def export_folder(
+    key: ModelKey, options: GraphOptions, input_size: tuple[int, int], cache_dir: Path
+) -> Path:
+    """Where the export for (model, graph options, input size) is cached. Built from the
+    :class:`~edgedepth.models.dav2_weights.ModelKey`, not the model: a cached export is found
+    without torch and without reading the checkpoint."""
+    key_source = json.dumps(
+        {
+            "model": dataclasses.asdict(key),
+            "graph": options.model_dump(mode="json"),
+            "input": list(input_size),
+            "format": EXPORT_FORMAT,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key_source.encode()).hexdigest()[:20]
+    return cache_dir / "exports" / f"dav2-{key.kind}-{digest}"
+
+
+def is_exported(folder: Path) -> bool:
+    return (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists()

@@ -3,8 +3,10 @@ execution provider (Snapdragon HTP), or on PyTorch.
 
 From a checkpoint (official ``.pth`` or Hugging Face ``*-hf``), the model is built with torch and
 exported to a static-shape ONNX graph per input size (cached by checkpoint content, graph options
-and size). From a ready model (``model: model.onnx``, an EPContext model or a ``edgedepth
-deploy`` folder) no torch is needed: the Windows-on-Arm path.
+and size); once exported, a run finds the export without torch and without reading the
+checkpoint (its sha256 is remembered per file version). From a ready model (``model:
+model.onnx``, an EPContext model or a ``edgedepth deploy`` folder) no torch is needed: the
+Windows-on-Arm path.
 
 The backend takes float32 RGB on the 0–255 scale (:class:`edgedepth.stages.Backend`); with
 ``graph.normalize`` the ImageNet normalisation (of RGB / 255) is inside the graph.
@@ -28,12 +30,15 @@ from edgedepth.depth_graph import (
     INPUT_NAME,
     OUTPUT_NAME,
     GraphOptions,
+    export_folder,
     image_tensor,
+    is_exported,
     read_manifest,
 )
 from edgedepth.errors import ConfigError, EdgedepthError
 from edgedepth.frame import DepthKind
-from edgedepth.models.dav2_loading import load_dav2
+from edgedepth.models.dav2_loading import load_dav2, warn_random_weights
+from edgedepth.models.dav2_weights import model_key
 from edgedepth.ort_session import (
     QnnOptions,
     cpu_session,
@@ -166,6 +171,17 @@ class DAv2Backend:
         self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
 
     def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
+        self.normalize_in_graph = self.options.graph.normalize
+        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
+        self.model_key = model_key(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
+        if self.options.runtime != "torch":
+            folder = export_folder(self.model_key, self.options.graph, first_size, self.cache_dir)
+            if is_exported(folder):
+                # Fast start: no torch, no checkpoint read; the export's manifest says the rest.
+                self._describe_output(read_manifest(folder))
+                self.runtime = self._resolve_runtime(context_model=False, float_model=None)
+                self._session_for(first_size)
+                return
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -176,19 +192,34 @@ class DAv2Backend:
             ) from None
         from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, self.weights_id = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
-        self.model_config = model.config
-        self.normalize_in_graph = self.options.graph.normalize
+        model, self.model_key = load_dav2(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
         self.depth_kind = output_kind(model.config, self.options.graph)
         if self.depth_kind is DepthKind.METRIC_METERS:
             self.depth_range = (0.0, float(model.config.max_depth))
-        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         if self.options.runtime == "torch":
             graph_shapes(self.options.graph, first_size)  # a bad size fails now, not mid-run
             self._torch_graph(DepthGraph(model, self.options.graph, None))
             return
         self.runtime = self._resolve_runtime(context_model=False, float_model=None)
         self._session_for(first_size, model)
+
+    def _describe_output(self, manifest: dict[str, Any]) -> None:
+        """Depth kind and metric range from a cached export's manifest."""
+        self.depth_kind = DepthKind(manifest["depth_kind"])
+        value_range = manifest["outputs"][0].get("range")
+        if self.depth_kind is DepthKind.METRIC_METERS and value_range:
+            self.depth_range = (float(value_range[0]), float(value_range[1]))
+        model = manifest.get("model", {})
+        log.info(
+            "backend: DepthAnythingV2 %s %s (%s), cached export",
+            model.get("encoder", "?"),
+            self.kind,
+            "random weights"
+            if self.options.random_weights
+            else self.options.checkpoint or "official checkpoint",
+        )
+        if self.options.random_weights:
+            warn_random_weights()
 
     def _torch_graph(self, graph: Any) -> None:
         import torch
@@ -247,15 +278,11 @@ class DAv2Backend:
     def _session_for(self, size: tuple[int, int], model: Any = None) -> Any:
         """The open session for this input size: reused, reopened from the export cache, or
         exported (and on qnn compiled) on first use."""
-        from edgedepth.models.dav2_export import cached_export, export_folder, is_exported
-
         session = self.sessions.get(size)
         if session is not None:
             self.sessions.move_to_end(size)
             return session
-        folder = export_folder(
-            self.model_config, self.weights_id, self.options.graph, size, self.cache_dir
-        )
+        folder = export_folder(self.model_key, self.options.graph, size, self.cache_dir)
         if self.sizes_seen and size not in self.sizes_seen:
             log.info(
                 "backend: new input size %d×%d: %s%s",
@@ -267,9 +294,11 @@ class DAv2Backend:
                 else "",
             )
         if not is_exported(folder):
+            from edgedepth.models.dav2_export import cached_export
+
             # The torch model is only kept while exporting: reloaded for a new size.
             model = model or load_dav2(self.options, self.kind, self.cache_dir, announce=False)[0]  # type: ignore[arg-type]
-            cached_export(model, self.weights_id, self.options.graph, size, self.cache_dir)
+            cached_export(model, self.model_key, self.options.graph, size, self.cache_dir)
         session = self._open_session(folder / "model.onnx", folder, folder / "model.onnx")
         self.sessions[size] = session
         self.sizes_seen.add(size)

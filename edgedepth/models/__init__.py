@@ -1,2 +1,4 @@
-"""Model code: DepthAnythingV2 (``dav2``), its checkpoints (``dav2_checkpoint``) and its ONNX
-export (``dav2_export``). Needs torch; the runtime does not import it."""
+"""Model code: DepthAnythingV2 (``dav2``), its checkpoints (``dav2_checkpoint``), loading the
+model a config asks for (``dav2_loading``) and its ONNX export (``dav2_export``) need torch; which
+weights a config names and their identity (``dav2_weights``) do not, so a run whose export is
+cached never imports torch."""

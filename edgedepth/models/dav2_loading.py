@@ -1,57 +1,56 @@
 """The DepthAnythingV2 a config asks for, as a torch model: random weights, a given checkpoint,
 or the official file (fetched into the cache). Shared by the DAv2 backends, the deploy tool and
-the benchmarks; needs torch (imported when called)."""
+the benchmarks; needs torch (imported when called). Which weights, and their identity, without
+torch: :mod:`edgedepth.models.dav2_weights`."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING
+
+from edgedepth.models.dav2_weights import (
+    RANDOM_MAX_DEPTH,
+    CheckpointError,
+    ModelKey,
+    ModelKind,
+    WeightsChoice,
+    checkpoint_path,
+    default_max_depth,
+    model_key,
+)
 
 if TYPE_CHECKING:
     from edgedepth.models.dav2 import DepthAnythingV2
 
 log = logging.getLogger("edgedepth")
 
-ModelKind = Literal["relative", "metric"]
 
-
-class WeightsChoice(Protocol):
-    """What a config says about the weights (the DAv2 backends' options have these fields)."""
-
-    checkpoint: Path | None
-    random_weights: bool
-    encoder: str | None
-    dataset: str
-    max_depth: float | None
-    seed: int
+def warn_random_weights(level: int = logging.WARNING) -> None:
+    log.log(level, "backend: random weights (random_weights: true): the depth means nothing")
 
 
 def load_dav2(
     choice: WeightsChoice, kind: ModelKind, cache_dir: Path, announce: bool = True
-) -> tuple[DepthAnythingV2, str]:
-    """The torch model and an id of its weights (the checkpoint's sha256, or the random seed).
-    ``announce``: say what was loaded, and warn about it (off when reloading the same model)."""
+) -> tuple[DepthAnythingV2, ModelKey]:
+    """The torch model and its :class:`ModelKey` (the checkpoint's sha256 or the random seed,
+    and the options that shape the model). ``announce``: say what was loaded, and warn about it
+    (off when reloading the same model)."""
     from edgedepth.models import dav2_checkpoint as ckpt
     from edgedepth.models.dav2 import ENCODERS, config_for
 
     info_level = logging.INFO if announce else logging.DEBUG
     warning_level = logging.WARNING if announce else logging.DEBUG
+    key = model_key(choice, kind, cache_dir)
     if choice.random_weights:
-        log.log(
-            warning_level, "backend: random weights (random_weights: true): the depth means nothing"
-        )
-        config = config_for(choice.encoder or "vits", kind, choice.max_depth or 20.0)
-        return ckpt.random_model(config, choice.seed), f"random-seed{choice.seed}"
-    path = (
-        Path(choice.checkpoint)
-        if choice.checkpoint is not None
-        else ckpt.fetch_official(kind, choice.encoder or "vits", choice.dataset, cache_dir)
-    )
+        warn_random_weights(warning_level)
+        config = config_for(key.encoder or "vits", kind, key.max_depth or RANDOM_MAX_DEPTH)
+        return ckpt.random_model(config, choice.seed), key
+    path = checkpoint_path(choice, kind, cache_dir)
     state, info = ckpt.read_checkpoint(path)
     if info.kind is not None and info.kind != kind:
-        raise ckpt.CheckpointError(
+        raise CheckpointError(
             f"{path} is a {info.kind} checkpoint; use backend type dav2-{info.kind}"
         )
     if info.kind is None:
@@ -84,7 +83,7 @@ def load_dav2(
         )
     if choice.encoder is not None and config.encoder != choice.encoder:
         config = config_for(choice.encoder)  # load_model lists the mismatched keys
-    max_depth = choice.max_depth or info.max_depth or ckpt.default_max_depth(choice.dataset)
+    max_depth = choice.max_depth or info.max_depth or default_max_depth(choice.dataset)
     config = replace(config, kind=kind, max_depth=max_depth)
     model = ckpt.load_model(state, config, path)
     log.log(
@@ -95,4 +94,4 @@ def load_dav2(
         path,
         f" (max_depth {max_depth:g} m)" if kind == "metric" else "",
     )
-    return model, ckpt.file_sha256(path)
+    return model, key

@@ -1,0 +1,184 @@
+"""Which DepthAnythingV2 weights a config names, and their identity, without torch: the official
+files (fetched into the cache on request), a checkpoint's sha256 (hashed once per version of the
+file, then remembered), and :class:`ModelKey`, everything the torch model is a function of, so a
+cached export is found without reading the checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from edgedepth.errors import EdgedepthError
+
+log = logging.getLogger("edgedepth")
+
+ModelKind = Literal["relative", "metric"]
+
+SIZE_NAMES = {"vits": "Small", "vitb": "Base", "vitl": "Large"}
+#: Metric datasets → (name in the official repository, max_depth in metres).
+METRIC_DATASETS = {"hypersim": ("Hypersim", 20.0), "vkitti": ("VKITTI", 80.0)}
+#: max_depth of random metric weights when none is given.
+RANDOM_MAX_DEPTH = 20.0
+
+
+class CheckpointError(EdgedepthError):
+    """A checkpoint cannot be read, is refused, or does not fit the chosen variant."""
+
+
+class WeightsChoice(Protocol):
+    """What a config says about the weights (the DAv2 backends' options have these fields)."""
+
+    checkpoint: Path | None
+    random_weights: bool
+    encoder: str | None
+    dataset: str
+    max_depth: float | None
+    seed: int
+
+
+# --- official files ------------------------------------------------------------------------------
+
+
+def official_filename(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
+    if kind == "relative":
+        return f"depth_anything_v2_{encoder}.pth"
+    return f"depth_anything_v2_metric_{dataset}_{encoder}.pth"
+
+
+def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
+    size = SIZE_NAMES[encoder]
+    repo = (
+        f"Depth-Anything-V2-{size}"
+        if kind == "relative"
+        else f"Depth-Anything-V2-Metric-{METRIC_DATASETS[dataset][0]}-{size}"
+    )
+    filename = official_filename(kind, encoder, dataset)
+    return f"https://huggingface.co/depth-anything/{repo}/resolve/main/{filename}"
+
+
+def default_max_depth(dataset: str) -> float:
+    return METRIC_DATASETS[dataset][1]
+
+
+def fetch_official(
+    kind: ModelKind, encoder: str, dataset: str, cache_dir: Path, timeout: float = 10.0
+) -> Path:
+    """The official checkpoint from the cache, downloaded (with a progress bar) if missing."""
+    from tqdm import tqdm
+
+    filename = official_filename(kind, encoder, dataset)
+    target = cache_dir / "checkpoints" / filename
+    if target.exists():
+        return target
+    url = official_url(kind, encoder, dataset)
+    licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
+    log.info("downloading %s (%s) from %s", filename, licence, url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(filename + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise CheckpointError(
+            f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
+            f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
+        ) from None
+    partial.replace(target)
+    return target
+
+
+def checkpoint_path(choice: WeightsChoice, kind: ModelKind, cache_dir: Path) -> Path:
+    """The checkpoint a config names: its ``checkpoint``, else the official file."""
+    if choice.checkpoint is not None:
+        return Path(choice.checkpoint)
+    return fetch_official(kind, choice.encoder or "vits", choice.dataset, cache_dir)
+
+
+# --- identity ------------------------------------------------------------------------------------
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a checkpoint file, or of a folder's files in name order (a ``*-hf`` folder)."""
+    digest = hashlib.sha256()
+    for file in _files(path):
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(path: Path, cache_dir: Path) -> str:
+    """:func:`file_sha256`, computed once per version of the file: remembered in the cache under
+    the file's path, size and modification time (a changed or replaced file is hashed again)."""
+    try:
+        stamp = "|".join(
+            f"{file.resolve()}:{info.st_size}:{info.st_mtime_ns}"
+            for file in _files(path)
+            for info in [file.stat()]
+        )
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint: cannot read {path}: {exc.strerror or exc}") from None
+    memo = cache_dir / "weights-sha256" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    try:
+        return memo.read_text().strip()
+    except OSError:
+        pass
+    digest = file_sha256(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole, then renamed: another process never reads half a digest.
+        handle, staging = tempfile.mkstemp(dir=memo.parent, prefix=".sha256-")
+        with os.fdopen(handle, "w") as out:
+            out.write(digest)
+        os.replace(staging, memo)
+    except OSError:  # a read-only cache: hash again next time
+        log.debug("cannot remember the sha256 of %s in %s", path, memo.parent, exc_info=True)
+    return digest
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """Everything the torch model a config asks for is a function of (its architecture comes
+    from the weights, the rest from these options): with the graph options and the input size,
+    the key of a cached export."""
+
+    #: The checkpoint's sha256, or ``random-seed<N>``.
+    weights: str
+    kind: ModelKind
+    #: An encoder forced by the config (None: the checkpoint's own).
+    encoder: str | None
+    #: A max_depth forced by the config (None: the checkpoint's, else the dataset's).
+    max_depth: float | None
+    dataset: str | None
+
+
+def model_key(choice: WeightsChoice, kind: ModelKind, cache_dir: Path) -> ModelKey:
+    """The :class:`ModelKey` of a config, without torch (reads the checkpoint once per version
+    of the file, to hash it)."""
+    dataset = choice.dataset if kind == "metric" else None
+    if choice.random_weights:
+        max_depth = choice.max_depth or RANDOM_MAX_DEPTH
+        return ModelKey(
+            f"random-seed{choice.seed}", kind, choice.encoder or "vits", max_depth, None
+        )
+    path = checkpoint_path(choice, kind, cache_dir)
+    return ModelKey(
+        weights_sha256(path, cache_dir), kind, choice.encoder, choice.max_depth, dataset
+    )
