@@ -288,6 +288,42 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
     assert "needs PyTorch" in result.stderr
 
 
+def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, tiny_hf):
+    """precision int8: a dynamically quantised copy of the export (int8 MatMuls), made once
+    beside it; its depth stays close to float32's."""
+    config = synthetic_config(
+        tmp_path,
+        plugins=[],
+        source={"type": "synthetic", "frames": 3, "width": 160, "height": 120},
+        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
+        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "onnx-cpu"},
+        runtime={"cache_dir": "cache"},
+    )
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    config["backend"]["precision"] = "int8"
+    config["sinks"] = [{"type": "npy", "dir": "int8", "existing": "overwrite"}]
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    (export,) = (tmp_path / "cache" / "exports").iterdir()
+    (quantised,) = export.glob("model.int8-*.onnx")
+    ops = {node.op_type for node in onnx.load(quantised).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops and "MatMul" not in ops
+    stamp = quantised.stat().st_mtime_ns
+    for index in range(3):
+        float_depth = np.load(tmp_path / "out" / f"{index:06d}.npy")
+        int8_depth = np.load(tmp_path / "int8" / f"{index:06d}.npy")
+        assert 0 < rel_error(int8_depth, float_depth) < 0.05
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    assert quantised.stat().st_mtime_ns == stamp  # reused, not made again
+
+
+def test_int8_is_for_the_cpu(tmp_path, write_config, tiny_hf):
+    backend = {"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "torch"}
+    result = run_with_backend(tmp_path, write_config, {**backend, "precision": "int8"})
+    assert result.returncode == 2
+    assert "precision int8 is for runtime onnx-cpu, not torch" in result.stderr
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 
