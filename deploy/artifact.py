@@ -119,14 +119,15 @@ def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
     return frames
 
 
-def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
+def export_float_graph(target: DeployTarget, out_dir: Path, htp: bool = False) -> dict[str, Any]:
     """Export the config's graph (pre/post processing inside) into ``out_dir``: model.onnx and
-    manifest.json. Returns the manifest."""
+    manifest.json; ``htp``: the graph is for the HTP (``graph.attention: auto`` → per-head).
+    Returns the manifest."""
     from edgedepth.models.dav2_export import cached_export
     from edgedepth.models.dav2_loading import load_dav2
 
     model, key = load_dav2(target.backend_options, target.kind, target.cache_dir)
-    options = target.backend_options.graph
+    options = target.backend_options.graph.for_target(htp)
     cached = cached_export(model, key, options, target.input_size, target.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached / "model.onnx", out_dir / "model.onnx")

@@ -118,7 +118,7 @@ def quantize(
     with user_errors(debug):
         target = _target(config, overrides, input_size)
         float_dir = out_dir / "float"
-        manifest = export_float_graph(target, float_dir)
+        manifest = export_float_graph(target, float_dir, htp=True)
         calibration_target = _target(
             config, overrides, input_size, _source_override(calibration, target.frame_size)
         )
@@ -195,7 +195,7 @@ def compile_command(
             source_dir = model_dir
         else:
             source_dir = out_dir / "float"
-            manifest = export_float_graph(target, source_dir)
+            manifest = export_float_graph(target, source_dir, htp=True)
         frames = sample_frames(target, samples)
         if where == "local":
             _compile_local(source_dir, manifest, out_dir, soc, precision, frames)

@@ -49,8 +49,10 @@ class GraphOptions(StrictModel):
     #: Relative models: ``1 - minmax(d)`` inside the graph (LPCVC: near 0 → far 1).
     invert: bool = False
     #: ``per-head``: one small q/k/v projection per head instead of the fused qkv (same function;
-    #: the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it).
-    attention: Literal["fused", "per-head"] = "fused"
+    #: the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it). ``auto``:
+    #: per-head in graphs compiled for the HTP (runtime qnn, ``deploy compile`` / ``quantize``),
+    #: fused elsewhere (the CPU runs the fused form faster).
+    attention: Literal["auto", "fused", "per-head"] = "auto"
     opset: int = Field(17, ge=13, le=21)
 
     @model_validator(mode="after")
@@ -60,6 +62,12 @@ class GraphOptions(StrictModel):
         if self.resize_to is not None and any(side % 14 for side in self.resize_to):
             raise ValueError(f"resize_to {list(self.resize_to)}: sides must be multiples of 14")
         return self
+
+    def for_target(self, htp: bool) -> GraphOptions:
+        """These options with ``auto`` decided for a graph that runs on the HTP or not."""
+        if self.attention != "auto":
+            return self
+        return self.model_copy(update={"attention": "per-head" if htp else "fused"})
 
 
 def normalize_on_host(image: np.ndarray) -> np.ndarray:

@@ -184,11 +184,12 @@ class DAv2Backend:
         self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         self.model_key = model_key(self.options, self.kind, self.cache_dir)  # type: ignore[arg-type]
         if self.options.runtime != "torch":
-            folder = export_folder(self.model_key, self.options.graph, first_size, self.cache_dir)
+            self.runtime = self._resolve_runtime(context_model=False, float_model=None)
+            self.graph_options = self.options.graph.for_target(htp=self.runtime == "qnn")
+            folder = export_folder(self.model_key, self.graph_options, first_size, self.cache_dir)
             if is_exported(folder):
                 # Fast start: no torch, no checkpoint read; the export's manifest says the rest.
                 self._describe_output(read_manifest(folder))
-                self.runtime = self._resolve_runtime(context_model=False, float_model=None)
                 self._session_for(first_size)
                 return
         try:
@@ -207,9 +208,8 @@ class DAv2Backend:
             self.depth_range = (0.0, float(model.config.max_depth))
         if self.options.runtime == "torch":
             graph_shapes(self.options.graph, first_size)  # a bad size fails now, not mid-run
-            self._torch_graph(DepthGraph(model, self.options.graph, None))
+            self._torch_graph(DepthGraph(model, self.options.graph.for_target(htp=False), None))
             return
-        self.runtime = self._resolve_runtime(context_model=False, float_model=None)
         self._session_for(first_size, model)
 
     def _describe_output(self, manifest: dict[str, Any]) -> None:
@@ -298,7 +298,7 @@ class DAv2Backend:
         if session is not None:
             self.sessions.move_to_end(size)
             return session
-        folder = export_folder(self.model_key, self.options.graph, size, self.cache_dir)
+        folder = export_folder(self.model_key, self.graph_options, size, self.cache_dir)
         if self.sizes_seen and size not in self.sizes_seen:
             log.info(
                 "backend: new input size %d×%d: %s%s",
@@ -314,7 +314,7 @@ class DAv2Backend:
 
             # The torch model is only kept while exporting: reloaded for a new size.
             model = model or load_dav2(self.options, self.kind, self.cache_dir, announce=False)[0]  # type: ignore[arg-type]
-            cached_export(model, self.model_key, self.options.graph, size, self.cache_dir)
+            cached_export(model, self.model_key, self.graph_options, size, self.cache_dir)
         session = self._open_session(folder / "model.onnx", folder, folder / "model.onnx")
         self.sessions[size] = session
         self.sizes_seen.add(size)
