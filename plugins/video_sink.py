@@ -47,11 +47,12 @@ class VideoSinkOptions(StrictModel):
     range: tuple[float, float] | None = None
     #: H.264 quality (0 = lossless, 18–23 = visually good).
     crf: int = Field(20, ge=0, le=51)
-    #: x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow).
+    #: x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow;
+    #: 640×480 depth: ~4 ms a frame superfast, ~6 veryfast, ~3 ultrafast; bench/sinks.py).
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
         "veryslow",
-    ] = "veryfast"  # fmt: skip
+    ] = "superfast"  # fmt: skip
     #: Frame rate of the file; omitted: the source's (29.97 stays 29.97).
     fps: float | None = Field(None, gt=0)
     #: Lossless 16-bit depth recording: .mkv (FFV1) or .nut (FFVHuff: a tenth of the CPU on
@@ -101,6 +102,9 @@ class VideoSink:
                     "tune": "zerolatency",
                     "g": str(max(1, round(float(self.fps) / 2))),  # short GOP: cheap seeking
                 },
+                # One thread: the least CPU a frame (no slice threads to feed), no frame delay,
+                # and the backend keeps the other cores.
+                threads=1,
             )
             if options.path
             else None
