@@ -2,7 +2,11 @@
 with ``backend.checkpoint: depth_anything_v2_vits.pth`` and with ``backend.model`` (the export),
 and the peak RSS of each. Goal: ≤ 1 s either way.
 
-    python bench/fast_start.py [--repeats 7]
+    python bench/fast_start.py [--repeats 7] [--before DIR]
+
+``--before DIR``: a checkout of an earlier version (its ``edgedepth`` package importable from
+DIR, e.g. with ``edgedepth/plugins`` and ``edgedepth/deploy`` linked to its ``plugins/`` and
+``deploy/``): its two configurations run in the same interleaved rounds, with PYTHONPATH=DIR.
 
 The checkpoint is ViT-S with random weights saved in the official layout (99 MB; loading and
 hashing cost the same as for the real file). Each run is its own process: one 640×480 JPEG (the
@@ -33,27 +37,28 @@ HEAVY = ("torch", "scipy", "matplotlib", "cv2")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def write_config(work: Path, name: str, backend: dict) -> Path:
+def write_config(work: Path, name: str, backend: dict, cache: str) -> Path:
     config = {
         "source": {"type": "images", "path": str(work / "photo.jpg")},
         "preprocess": {"resize": {"policy": "fixed", "width": 350, "height": 350}},
         "backend": {"type": "dav2-relative", "runtime": "onnx-cpu", **backend},
         "sinks": [{"type": "npy", "dir": f"out-{name}", "existing": "clear"}],
-        "runtime": {"cache_dir": str(work / "cache"), "progress": False},
+        "runtime": {"cache_dir": str(work / cache), "progress": False},
     }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def timed_run(config: Path, out: Path) -> tuple[float, float, float]:
+def timed_run(config: Path, out: Path, env: dict[str, str]) -> tuple[float, float, float]:
     """(seconds to the first depth frame, seconds to exit, peak RSS MB) of one run."""
     started = time.time()
     process = subprocess.Popen(
         [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=ENV,
+        env=env,
+        cwd=out.parent,  # not a source tree: `-m` puts the working directory first on the path
     )
     _, status, usage = os.wait4(process.pid, 0)
     ended = time.time()
@@ -71,6 +76,7 @@ def top_imports(config: Path, count: int) -> tuple[list[tuple[int, str]], list[s
         text=True,
         check=True,
         env=ENV,
+        cwd=config.parent,
     )
     rows, heavy = [], set()
     for line in done.stderr.splitlines():
@@ -87,6 +93,7 @@ def top_imports(config: Path, count: int) -> tuple[list[tuple[int, str]], list[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--before", type=Path, help="checkout of an earlier version to compare")
     args = parser.parse_args()
     import torch
 
@@ -106,22 +113,34 @@ def main() -> None:
         Image.fromarray(image).save(work / "photo.jpg", quality=90)
         checkpoint = work / "depth_anything_v2_vits.pth"
         torch.save(random_model(config_for("vits")).state_dict(), checkpoint)
-        from_checkpoint = write_config(work, "checkpoint", {"checkpoint": str(checkpoint)})
-        timed_run(from_checkpoint, work / "out-checkpoint")  # exports
-        (export,) = (work / "cache" / "exports").iterdir()
-        from_model = write_config(work, "model", {"model": str(export)})
-        configs = {"checkpoint": from_checkpoint, "model": from_model}
+        versions = {"": ENV}
+        if args.before:
+            versions[" (before)"] = {**ENV, "PYTHONPATH": str(args.before.resolve())}
+        configs = {}
+        for suffix, env in versions.items():
+            name = f"checkpoint{suffix}".replace(" ", "-").replace("(", "").replace(")", "")
+            config = write_config(work, name, {"checkpoint": str(checkpoint)}, f"cache{suffix}")
+            timed_run(config, work / f"out-{name}", env)  # exports
+            (export,) = (work / f"cache{suffix}" / "exports").iterdir()
+            model_name = name.replace("checkpoint", "model")
+            configs[f"checkpoint{suffix}"] = (config, work / f"out-{name}", env)
+            configs[f"model{suffix}"] = (
+                write_config(work, model_name, {"model": str(export)}, f"cache{suffix}"),
+                work / f"out-{model_name}",
+                env,
+            )
         results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
-        for name, config in configs.items():  # warm the file cache
-            timed_run(config, work / f"out-{name}")
+        for config, out, env in configs.values():  # warm the file cache
+            timed_run(config, out, env)
         for _ in range(args.repeats):
-            for name, config in configs.items():
-                results[name].append(timed_run(config, work / f"out-{name}"))
-        print(f"{'config':12} {'first frame s':>14} {'(min–max)':>12} {'exit s':>7} {'peak MB':>8}")
+            for name, (config, out, env) in configs.items():
+                results[name].append(timed_run(config, out, env))
+        from_checkpoint = configs["checkpoint"][0]
+        print(f"{'config':21} {'first frame s':>14} {'(min–max)':>12} {'exit s':>7} {'peak MB':>8}")
         for name, rows in results.items():
             firsts = [row[0] for row in rows]
             print(
-                f"{name:12} {statistics.median(firsts):>14.2f} "
+                f"{name:21} {statistics.median(firsts):>14.2f} "
                 f"{min(firsts):>5.2f}–{max(firsts):<5.2f} "
                 f"{statistics.median(row[1] for row in rows):>7.2f} "
                 f"{statistics.median(row[2] for row in rows):>8.0f}"

@@ -51,7 +51,7 @@ def exported_graph(size: tuple[int, int]) -> Path:
         {"random_weights": True, "encoder": "vits", "runtime": "onnx-cpu"},
         BuildContext(None, "file", CACHE, input_size=size),
     )
-    folder = export_folder(backend.model_key, backend.options.graph, size, CACHE)
+    folder = export_folder(backend.model_key, backend.graph_options, size, CACHE)
     return folder / "model.onnx"
 
 

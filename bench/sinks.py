@@ -123,7 +123,7 @@ def main() -> None:
         rows = {
             "colourise (RGB)": colourise_ms(depths, kind, args.frames, 3),
             "colourise (RGBA, what the mp4 takes)": colourise_ms(depths, kind, args.frames, 4),
-            "video mp4 (depth: colourise + x264 veryfast)": sink_cpu(
+            "video mp4 (depth: colourise + x264 default)": sink_cpu(
                 "video", {"path": "d.mp4"}, kind, images, depths, args.frames
             ),
             "video lossless .mkv (FFV1)": sink_cpu(
@@ -138,7 +138,7 @@ def main() -> None:
         }
         for what, value in rows.items():
             print(f"  {what:46} {'n/a' if value is None else f'{value:6.2f}'}")
-        mp4, npy = rows["video mp4 (depth: colourise + x264 veryfast)"], rows["npy"]
+        mp4, npy = rows["video mp4 (depth: colourise + x264 default)"], rows["npy"]
         for lossless in ("video lossless .mkv (FFV1)", "video lossless .nut (FFVHuff)"):
             if None not in (mp4, npy, rows[lossless]):
                 total = mp4 + npy + rows[lossless]  # type: ignore[operator]

@@ -46,8 +46,6 @@ class StageQueue(Generic[T]):
         self._size_of = size_of
         #: Bytes of the queued items (0 without ``max_bytes``).
         self.bytes = 0
-        #: Most bytes queued at once (what the byte bound held memory to).
-        self.peak_bytes = 0
         self.dropped = 0
         self._on_drop = on_drop
         self._items: deque[T] = deque()
@@ -76,7 +74,6 @@ class StageQueue(Generic[T]):
             self._items.append(item)
             self._sizes.append(size)
             self.bytes += size
-            self.peak_bytes = max(self.peak_bytes, self.bytes)
             self._condition.notify_all()
 
     def _full(self, size: int) -> bool:

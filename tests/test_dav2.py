@@ -218,26 +218,34 @@ def test_run_synthetic_to_npy(tmp_path, write_config, tiny_hf, runtime):
         assert np.isfinite(depth).all() and depth.std() > 0
 
 
-def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
-    """The Windows-on-Arm path: `backend.model` needs neither torch nor the exporter."""
-    config = synthetic_config(
+def tiny_cpu_config(tmp_path: Path, checkpoint: Path, frames: int) -> dict:
+    """A run of the tiny checkpoint on onnx-cpu (126², synthetic frames, npy sink ``out``)."""
+    return synthetic_config(
         tmp_path,
         plugins=[],
-        source={"type": "synthetic", "frames": 2, "width": 160, "height": 120},
+        source={"type": "synthetic", "frames": frames, "width": 160, "height": 120},
         preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
-        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "onnx-cpu"},
+        backend={"type": "dav2-relative", "checkpoint": str(checkpoint), "runtime": "onnx-cpu"},
         runtime={"cache_dir": "cache"},
     )
+
+
+def no_torch(tmp_path: Path) -> dict[str, str]:
+    """The environment of a run where ``import torch`` fails."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
+    return {"PYTHONPATH": str(blocker)}
+
+
+def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
+    """The Windows-on-Arm path: `backend.model` needs neither torch nor the exporter."""
+    config = tiny_cpu_config(tmp_path, tiny_hf, frames=2)
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     (export,) = (tmp_path / "cache" / "exports").iterdir()
     config["backend"] = {"type": "dav2-relative", "model": str(export), "runtime": "onnx-cpu"}
     config["sinks"] = [{"type": "npy", "dir": "out2"}]
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
-    result = run_edgedepth(
-        "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
-    )
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=no_torch(tmp_path))
     assert result.returncode == 0, result.stderr
     for index in range(2):
         assert np.allclose(
@@ -253,21 +261,11 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
     (path, size, modification time), without torch; a changed file is hashed again."""
     checkpoint = tmp_path / "tiny-hf"
     shutil.copytree(tiny_hf, checkpoint)
-    config = synthetic_config(
-        tmp_path,
-        plugins=[],
-        source={"type": "synthetic", "frames": 2, "width": 160, "height": 120},
-        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
-        backend={"type": "dav2-relative", "checkpoint": str(checkpoint), "runtime": "onnx-cpu"},
-        runtime={"cache_dir": "cache"},
-    )
+    config = tiny_cpu_config(tmp_path, checkpoint, frames=2)
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
-    no_torch = {"PYTHONPATH": str(blocker)}
+    without_torch = no_torch(tmp_path)
     config["sinks"] = [{"type": "npy", "dir": "out2"}]
-    result = run_edgedepth("run", "--config", str(write_config(config)), env=no_torch)
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
     assert result.returncode == 0, result.stderr
     assert "cached export" in result.stderr
     np.testing.assert_array_equal(
@@ -279,11 +277,11 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
     weights.write_bytes(bytes(stamp.st_size))
     os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     config["sinks"] = [{"type": "npy", "dir": "out3"}]
-    result = run_edgedepth("run", "--config", str(write_config(config)), env=no_torch)
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
     assert result.returncode == 0, result.stderr
     # A new modification time: hashed again, another model, so it must be exported (torch).
     os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
-    result = run_edgedepth("run", "--config", str(write_config(config)), env=no_torch)
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
     assert result.returncode != 0
     assert "needs PyTorch" in result.stderr
 
@@ -291,14 +289,7 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
 def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, tiny_hf):
     """precision int8: a dynamically quantised copy of the export (int8 MatMuls), made once
     beside it; its depth stays close to float32's."""
-    config = synthetic_config(
-        tmp_path,
-        plugins=[],
-        source={"type": "synthetic", "frames": 3, "width": 160, "height": 120},
-        preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
-        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "onnx-cpu"},
-        runtime={"cache_dir": "cache"},
-    )
+    config = tiny_cpu_config(tmp_path, tiny_hf, frames=3)
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     config["backend"]["precision"] = "int8"
     config["sinks"] = [{"type": "npy", "dir": "int8", "existing": "overwrite"}]
