@@ -9,8 +9,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -71,6 +69,9 @@ def fetch_official(
     kind: ModelKind, encoder: str, dataset: str, cache_dir: Path, timeout: float = 10.0
 ) -> Path:
     """The official checkpoint from the cache, downloaded (with a progress bar) if missing."""
+    import urllib.error
+    import urllib.request
+
     from tqdm import tqdm
 
     filename = official_filename(kind, encoder, dataset)
