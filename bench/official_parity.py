@@ -32,7 +32,8 @@ import torch
 import yaml
 
 from edgedepth.imageops import resize
-from edgedepth.models.dav2_checkpoint import official_filename, randomize
+from edgedepth.models.dav2_checkpoint import randomize
+from edgedepth.models.dav2_weights import official_filename
 
 KINDS = ("relative", "metric")
 VITS = {"encoder": "vits", "features": 64, "out_channels": [48, 96, 192, 384]}

@@ -120,15 +120,16 @@ def sample_frames(target: DeployTarget, count: int) -> list[np.ndarray]:
     return frames
 
 
-def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
+def export_float_graph(target: DeployTarget, out_dir: Path, htp: bool = False) -> dict[str, Any]:
     """Export the config's graph (pre/post processing inside) into ``out_dir``: model.onnx and
-    manifest.json. Returns the manifest."""
+    manifest.json; ``htp``: the graph is for the HTP (``graph.attention: auto`` → per-head).
+    Returns the manifest."""
     from edgedepth.models.dav2_export import cached_export
     from edgedepth.models.dav2_loading import load_dav2
 
-    model, weights_id, _ = load_dav2(target.backend_options, target.kind, target.cache_dir)
-    options = target.backend_options.graph
-    cached = cached_export(model, weights_id, options, target.input_size, target.cache_dir)
+    model, key, _ = load_dav2(target.backend_options, target.kind, target.cache_dir)
+    options = target.backend_options.graph.for_target(htp)
+    cached = cached_export(model, key, options, target.input_size, target.cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached / "model.onnx", out_dir / "model.onnx")
     try:
@@ -145,7 +146,7 @@ def export_float_graph(target: DeployTarget, out_dir: Path) -> dict[str, Any]:
             "precision": "float32",
             "source_config": str(target.loaded.path),
             "checkpoint": str(target.backend_options.checkpoint or "official or random"),
-            "checkpoint_sha256": weights_id,
+            "checkpoint_sha256": key.weights,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )

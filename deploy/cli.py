@@ -128,7 +128,7 @@ def quantize(
         target = _target(config, overrides, input_size)
         calibration_source = _source_override(calibration, target.frame_size)  # before the work
         float_dir = out_dir / "float"
-        manifest = export_float_graph(target, float_dir)
+        manifest = export_float_graph(target, float_dir, htp=True)
         calibration_target = _target(config, overrides, input_size, calibration_source)
         frames = sample_frames(calibration_target, count)
         manifest = quantize_model(float_dir, manifest, out_dir, frames, scheme, calibration)  # type: ignore[arg-type]
@@ -204,7 +204,7 @@ def compile_command(
             source_dir = model_dir
         else:
             source_dir = out_dir / "float"
-            manifest = export_float_graph(target, source_dir)
+            manifest = export_float_graph(target, source_dir, htp=True)
         frames = sample_frames(target, samples)
         if where == "local":
             _compile_local(source_dir, manifest, out_dir, soc, precision, frames)

@@ -25,19 +25,58 @@ def colormap(name: ColormapName) -> np.ndarray:
         return tables[name]
 
 
-def nearness(depth: np.ndarray, kind: DepthKind | None, low: float, high: float) -> np.ndarray:
-    """0..1 with 1 = near, whatever the depth kind (disparity grows near, depth grows far)."""
-    scaled = (depth - low) / max(high - low, 1e-12)
-    scaled = np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0)
-    return scaled if kind == DepthKind.RELATIVE_DISPARITY else 1.0 - scaled
+def nearness_index(
+    depth: np.ndarray, kind: DepthKind | None, low: float, high: float
+) -> np.ndarray:
+    """Nearness (255 = near, whatever the kind: disparity grows near, depth grows far) as H×W
+    uint8 on ``low..high``: a handful of float32 passes, no float64 maths per pixel. NaN counts
+    as ``low``."""
+    scale = np.float32(255.0 / max(high - low, 1e-12))
+    scaled = np.subtract(depth, np.float32(low), dtype=np.float32)
+    scaled *= scale
+    # clip keeps NaN (np.fmax would not, but is several times slower): NaN counts as low
+    np.clip(scaled, np.float32(0.0), np.float32(255.0), out=scaled)
+    missing = np.isnan(scaled)
+    if missing.any():
+        scaled[missing] = 0.0
+    if kind == DepthKind.RELATIVE_DISPARITY:
+        scaled += np.float32(0.5)
+    else:
+        np.subtract(np.float32(255.5), scaled, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+@functools.cache
+def _palette(name: ColormapName) -> bytes:
+    return np.ascontiguousarray(colormap(name)).tobytes()
+
+
+@functools.cache
+def _rgba_table(name: ColormapName) -> np.ndarray:
+    """The map as 256 packed RGBA words: one 32-bit lookup per pixel."""
+    table = np.full((256, 4), 255, np.uint8)
+    table[:, :3] = colormap(name)
+    return table.view(np.uint32).ravel()
 
 
 def colorize(
-    depth: np.ndarray, kind: DepthKind | None, low: float, high: float, name: ColormapName
+    depth: np.ndarray,
+    kind: DepthKind | None,
+    low: float,
+    high: float,
+    name: ColormapName,
+    channels: Literal[3, 4] = 3,
 ) -> np.ndarray:
-    """H×W float depth → H×W×3 uint8, near at the bright/warm end of the map."""
-    index = (nearness(depth, kind, low, high) * 255.0 + 0.5).astype(np.uint8)
-    return colormap(name)[index]
+    """H×W float depth → H×W×3 uint8 RGB, near at the bright/warm end of the map; with
+    ``channels=4`` H×W×4 RGBA (alpha 255), the cheapest form (a video encoder's colour
+    conversion takes it as it is)."""
+    index = nearness_index(depth, kind, low, high)
+    if channels == 4:
+        return np.take(_rgba_table(name), index).view(np.uint8).reshape(*index.shape, 4)
+    # A palette image is a lookup table in C: faster than numpy's 3-byte gathers.
+    picture = Image.frombuffer("P", index.shape[::-1], index, "raw", "P", 0, 1)
+    picture.putpalette(_palette(name))
+    return np.asarray(picture.convert("RGB"))
 
 
 @dataclass
@@ -172,4 +211,7 @@ def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
     draw = ImageDraw.Draw(band)
     for i, line in enumerate(lines):
         draw.text((size // 2, size // 4 + i * line_height), line, fill=CAPTION_TEXT, font=font)
-    return np.concatenate([picture, np.asarray(band)], axis=0)
+    rows = np.asarray(band)
+    if picture.shape[2] == 4:  # an RGBA depth picture: an opaque band
+        rows = np.dstack([rows, np.full(rows.shape[:2], 255, np.uint8)])
+    return np.concatenate([picture, rows], axis=0)

@@ -147,6 +147,9 @@ class RuntimeConfig(StrictModel):
     queue_size: int = Field(4, ge=1, le=1024)
     """Capacity of each queue between stages in file mode. Live mode always holds 1 (latest
     wins)."""
+    queue_mb: float = Field(64.0, gt=0)
+    """File mode: each queue also holds at most this many MB of frames (always one frame, however
+    large), so 4K frames queue fewer than VGA ones."""
     max_frames: int | None = Field(None, ge=1)
     """Stop after this many frames (None: until the source ends)."""
     progress: bool | None = None

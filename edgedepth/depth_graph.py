@@ -4,15 +4,20 @@ runtime (does not) and the deploy tool: one float32 NCHW RGB input named ``image
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
+
+if TYPE_CHECKING:
+    from edgedepth.models.dav2_weights import ModelKey
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "depth"
@@ -21,6 +26,8 @@ MEAN_255 = (123.675, 116.28, 103.53)
 STD_255 = (58.395, 57.12, 57.375)
 #: Written beside every exported / compiled model: what the graph expects and returns.
 MANIFEST_NAME = "manifest.json"
+#: Bump when the exported graph changes for the same inputs (invalidates cached exports).
+EXPORT_FORMAT = 4
 
 
 class GraphOptions(StrictModel):
@@ -42,9 +49,11 @@ class GraphOptions(StrictModel):
     """``align_corners`` of the in-graph bilinear resizes (LPCVC: true)."""
     invert: bool = False
     """Relative models: ``1 - minmax(d)`` inside the graph (LPCVC: near 0 → far 1)."""
-    attention: Literal["fused", "per-head"] = "fused"
+    attention: Literal["auto", "fused", "per-head"] = "auto"
     """``per-head``: one small q/k/v projection per head instead of the fused qkv (same function;
-    the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it)."""
+    the LPCVC 2025 2nd place measured about half the HTP latency at 350² with it). ``auto``:
+    per-head in graphs compiled for the HTP (runtime qnn, ``deploy compile`` / ``quantize``),
+    fused elsewhere (the CPU runs the fused form faster)."""
     opset: int = Field(17, ge=13, le=21)
     """ONNX opset of the export."""
 
@@ -59,6 +68,12 @@ class GraphOptions(StrictModel):
         if self.resize_to is not None and any(side % 14 for side in self.resize_to):
             raise ValueError(f"resize_to {list(self.resize_to)}: sides must be multiples of 14")
         return self
+
+    def for_target(self, htp: bool) -> GraphOptions:
+        """These options with ``auto`` decided for a graph that runs on the HTP or not."""
+        if self.attention != "auto":
+            return self
+        return self.model_copy(update={"attention": "per-head" if htp else "fused"})
 
 
 def normalize_on_host(image: np.ndarray) -> np.ndarray:
@@ -85,3 +100,26 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
         return {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EdgedepthError(f"{path}: not valid JSON ({exc})") from None
+
+
+def export_folder(
+    key: ModelKey, options: GraphOptions, input_size: tuple[int, int], cache_dir: Path
+) -> Path:
+    """Where the export for (model, graph options, input size) is cached. Built from the
+    :class:`~edgedepth.models.dav2_weights.ModelKey`, not the model: a cached export is found
+    without torch and without reading the checkpoint."""
+    key_source = json.dumps(
+        {
+            "model": dataclasses.asdict(key),
+            "graph": options.model_dump(mode="json"),
+            "input": list(input_size),
+            "format": EXPORT_FORMAT,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key_source.encode()).hexdigest()[:20]
+    return cache_dir / "exports" / f"dav2-{key.kind}-{digest}"
+
+
+def is_exported(folder: Path) -> bool:
+    return (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists()

@@ -34,7 +34,8 @@ class Frame:
     image: np.ndarray  # uint8 H×W×3 RGB, as captured
     captured_at: float
     #: Set by the preprocess stage: the network-sized image handed to the backend, float32
-    #: H×W×3 RGB on the 0–255 scale (resized as float, not rounded).
+    #: H×W×3 RGB on the 0–255 scale (resized as float, not rounded). Released once the
+    #: backend has run (it is the largest array a frame carries).
     model_input: np.ndarray | None = None
     #: Set by the backend, brought back to the frame's size (unless configured otherwise).
     depth: np.ndarray | None = None  # float32 H×W
@@ -43,6 +44,12 @@ class Frame:
     ground_truth: np.ndarray | None = None
     #: Free-form per-frame data for plugins (e.g. resize bookkeeping, camera intrinsics).
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the frame holds (what a queue of frames costs in memory)."""
+        arrays = (self.image, self.model_input, self.depth, self.ground_truth)
+        return sum(array.nbytes for array in arrays if array is not None)
 
     @property
     def height(self) -> int:

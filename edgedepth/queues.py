@@ -4,6 +4,10 @@
   For file sources, where every frame must be processed.
 - ``latest``: a full queue drops its oldest item to make room, and counts it. Latency cannot
   grow. For live sources, where the newest frame wins.
+
+A queue is full at ``capacity`` items or, with ``max_bytes``, when the next item would take it
+past that many bytes (``size_of`` measures an item); one item is always accepted, however large,
+so a big frame cannot stall the pipeline.
 """
 
 from __future__ import annotations
@@ -28,15 +32,24 @@ class StageQueue(Generic[T]):
         capacity: int,
         policy: QueuePolicy,
         on_drop: Callable[[T], None] | None = None,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
+        if max_bytes is not None and size_of is None:
+            raise ValueError("max_bytes needs size_of")
         self.name = name
         self.capacity = capacity
         self.policy = policy
+        self.max_bytes = max_bytes
+        self._size_of = size_of
+        #: Bytes of the queued items (0 without ``max_bytes``).
+        self.bytes = 0
         self.dropped = 0
         self._on_drop = on_drop
         self._items: deque[T] = deque()
+        self._sizes: deque[int] = deque()
         self._condition = threading.Condition()
         self._closed = False
         self._aborted = False
@@ -45,19 +58,30 @@ class StageQueue(Generic[T]):
         """Add an item (waiting or dropping the oldest as the policy says); raises
         :class:`Closed` if the queue is closed or aborted, also while waiting for room, so a
         producer can never wait on a consumer that is gone."""
+        size = self._size_of(item) if self.max_bytes is not None else 0  # type: ignore[misc]
         with self._condition:
             if self.policy == "block":
-                while len(self._items) >= self.capacity and not self._ended:
+                while self._full(size) and not self._ended:
                     self._condition.wait()
             if self._ended:
                 raise Closed(self.name)
-            if len(self._items) >= self.capacity:
+            while self._full(size):
                 stale = self._items.popleft()
+                self.bytes -= self._sizes.popleft()
                 self.dropped += 1
                 if self._on_drop is not None:
                     self._on_drop(stale)
             self._items.append(item)
+            self._sizes.append(size)
+            self.bytes += size
             self._condition.notify_all()
+
+    def _full(self, size: int) -> bool:
+        if len(self._items) >= self.capacity:
+            return True
+        return (
+            self.max_bytes is not None and bool(self._items) and self.bytes + size > self.max_bytes
+        )
 
     @property
     def _ended(self) -> bool:
@@ -71,6 +95,7 @@ class StageQueue(Generic[T]):
             if self._aborted or not self._items:
                 raise Closed(self.name)
             item = self._items.popleft()
+            self.bytes -= self._sizes.popleft()
             self._condition.notify_all()
             return item
 
@@ -86,6 +111,8 @@ class StageQueue(Generic[T]):
         with self._condition:
             self._aborted = True
             self._items.clear()
+            self._sizes.clear()
+            self.bytes = 0
             self._condition.notify_all()
 
     def __len__(self) -> int:

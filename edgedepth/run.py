@@ -152,14 +152,20 @@ class PipelineRun:
         #: frame index → sinks that have not finished it yet
         self._pending_sinks: dict[int, int] = {}
         live = self.context.mode == "live"
-        policy = "latest" if live else "block"
-        capacity = 1 if live else pipeline.runtime.queue_size
-        self.to_preprocess: StageQueue[Frame] = StageQueue("capture→preprocess", capacity, policy)
-        self.to_backend: StageQueue[Frame] = StageQueue("preprocess→backend", capacity, policy)
-        self.to_postprocess: StageQueue[Frame] = StageQueue("backend→postprocess", capacity, policy)
+
+        def queue(name: str, on_drop: Callable[[Frame], None] | None = None) -> StageQueue[Frame]:
+            if live:
+                return StageQueue(name, 1, "latest", on_drop)
+            limit = round(pipeline.runtime.queue_mb * 1e6)
+            return StageQueue(
+                name, pipeline.runtime.queue_size, "block", on_drop, limit, lambda f: f.nbytes
+            )
+
+        self.to_preprocess = queue("capture→preprocess")
+        self.to_backend = queue("preprocess→backend")
+        self.to_postprocess = queue("backend→postprocess")
         self.to_sinks = [
-            StageQueue(f"→sink {sink.name}", capacity, policy, on_drop=self._frame_finished)
-            for sink in pipeline.sinks
+            queue(f"→sink {sink.name}", self._frame_finished) for sink in pipeline.sinks
         ]
         #: The queue into each position: discarded up to the failed one.
         self.upstream = [self.to_preprocess, self.to_backend, self.to_postprocess]
@@ -455,6 +461,7 @@ class PipelineRun:
             )
         frame.depth = depth.astype(np.float32, copy=False)
         frame.depth_kind = backend.obj.depth_kind
+        frame.model_input = None  # the largest array a frame carries: not kept in later queues
         return frame
 
     def _postprocess(self, frame: Frame) -> Frame:

@@ -33,7 +33,13 @@ from edgedepth.colorize import (
 from edgedepth.config import OutputPath, StrictModel
 from edgedepth.frame import Frame
 from edgedepth.imageops import Letterbox, resize_rgb
-from edgedepth.recording import DepthRecorder, VideoWriter, count_frames, frame_rate
+from edgedepth.recording import (
+    LOSSLESS_FORMATS,
+    DepthRecorder,
+    VideoWriter,
+    count_frames,
+    frame_rate,
+)
 from edgedepth.stages import BuildContext, SinkOutput
 
 log = logging.getLogger("edgedepth")
@@ -53,13 +59,15 @@ class VideoSinkOptions(StrictModel):
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
         "veryslow",
-    ] = "veryfast"  # fmt: skip
-    """x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow)."""
+    ] = "superfast"  # fmt: skip
+    """x264 speed preset: faster presets leave more CPU to the backend (ultrafast … veryslow;
+    640×480 depth: ~4 ms a frame superfast, ~6 veryfast, ~3 ultrafast; bench/sinks.py)."""
     fps: float | None = Field(None, gt=0)
     """Frame rate of the file; omitted: the source's (29.97 stays 29.97)."""
     lossless: OutputPath | None = None
-    """Lossless 16-bit depth recording (.mkv, FFV1): metric in steps of 1 mm (2 mm for a model
-    that reaches beyond 65 m), invalid pixels marked (see :mod:`edgedepth.recording`)."""
+    """Lossless 16-bit depth recording: .mkv (FFV1) or .nut (FFVHuff: a tenth of the CPU on
+    noisy depth, files ~20 % larger); metric in steps of 1 mm (2 mm for a model that reaches
+    beyond 65 m), invalid pixels marked (see :mod:`edgedepth.recording`)."""
     relative_max: float | None = Field(None, gt=0)
     """Relative depth only: the largest value stored (default: 1 for maps normalised to 0..1,
     else 4 × the first frame's maximum); beyond it values are clipped, with a warning."""
@@ -68,6 +76,10 @@ class VideoSinkOptions(StrictModel):
     def _something_to_write(self) -> VideoSinkOptions:
         if self.path is None and self.lossless is None:
             raise ValueError("give `path` (mp4), `lossless` (mkv), or both")
+        if self.lossless is not None and self.lossless.suffix.lower() not in LOSSLESS_FORMATS:
+            raise ValueError(
+                f"lossless: {self.lossless.name}: use .mkv (FFV1) or .nut (FFVHuff, less CPU)"
+            )
         return self
 
 
@@ -101,6 +113,9 @@ class VideoSink:
                     "tune": "zerolatency",
                     "g": str(max(1, round(float(self.fps) / 2))),  # short GOP: cheap seeking
                 },
+                # One thread: the least CPU a frame (no slice threads to feed), no frame delay,
+                # and the backend keeps the other cores.
+                threads=1,
             )
             if options.path
             else None
@@ -119,8 +134,13 @@ class VideoSink:
         if self.video is None:
             return
         low, high = self.display_range.update(frame.depth)
-        picture = colorize(frame.depth, frame.depth_kind, low, high, self.options.colormap)
-        if self.options.layout == "side-by-side":
+        side = self.options.layout == "side-by-side"
+        # Alone, the depth goes to the encoder as RGBA: one 32-bit lookup a pixel, and the
+        # encoder's colour conversion reads it as it is.
+        picture = colorize(
+            frame.depth, frame.depth_kind, low, high, self.options.colormap, 3 if side else 4
+        )
+        if side:
             bar = colour_bar(frame.height, frame.depth_kind, low, high, self.options.colormap)
             picture = side_by_side(frame.image, picture, bar)
         picture = caption(picture, self.notes)
@@ -132,7 +152,7 @@ class VideoSink:
         height, width = picture.shape[:2]
         if height % 2 or width % 2:
             picture = np.pad(picture, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        self.video.write(picture, "rgb24", frame.timestamp)
+        self.video.write(picture, "rgba" if picture.shape[2] == 4 else "rgb24", frame.timestamp)
 
     def _fit(self, picture: np.ndarray, index: int) -> np.ndarray:
         """Letterbox a picture of another size into the first picture's size."""
@@ -149,6 +169,7 @@ class VideoSink:
                 self.picture_size[0],
             )
             self._warned_size = True
+        picture = picture[..., :3]  # drop the alpha of an RGBA depth picture
         box = Letterbox.fit(picture.shape[:2], self.picture_size)
         shrink = box.content_height < picture.shape[0]
         content = resize_rgb(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from edgedepth.depth_graph import GraphOptions, normalize_on_host  # noqa: E402
 from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
 from edgedepth.models.dav2 import DepthAnythingV2, config_for, interpolate_pos_embed  # noqa: E402
 from edgedepth.models.dav2_export import DepthGraph, cached_export  # noqa: E402
+from edgedepth.models.dav2_weights import ModelKey  # noqa: E402
 from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options  # noqa: E402
 from edgedepth.stages import BuildContext  # noqa: E402
 from tests.conftest import run_edgedepth, synthetic_config  # noqa: E402
@@ -133,13 +135,16 @@ def test_parity_with_transformers(hf_vits, kind, runtime, tmp_path_factory):
 
 # --- the exported graph ------------------------------------------------------------------------
 
+#: The key of ``ckpt.random_model(config_for("vits"))`` (what load_dav2 gives for it).
+RANDOM_KEY = ModelKey("random-seed0", "relative", "vits", 20.0, None)
+
 
 def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
     """480×640 in, 350×350 inside, inverted, 480×640 out; the interpolated position embedding is
     a constant (QNN rejects cubic Resize)."""
     model = ckpt.random_model(config_for("vits"))
     options = GraphOptions(resize_to=(350, 350), output_size="input", invert=True)
-    folder = cached_export(model, "random", options, (480, 640), tmp_path)
+    folder = cached_export(model, RANDOM_KEY, options, (480, 640), tmp_path)
     graph = onnx.load(folder / "model.onnx")
     onnx.checker.check_model(graph)
     modes = [
@@ -173,13 +178,13 @@ def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
 
 def test_export_is_cached(tmp_path, caplog):
     model = ckpt.random_model(config_for("vits"))
-    first = cached_export(model, "w", GraphOptions(), (126, 126), tmp_path)
+    first = cached_export(model, RANDOM_KEY, GraphOptions(), (126, 126), tmp_path)
     stamp = os.stat(first / "model.onnx").st_mtime_ns
     with caplog.at_level("INFO", logger="edgedepth"):
-        second = cached_export(model, "w", GraphOptions(), (126, 126), tmp_path)
+        second = cached_export(model, RANDOM_KEY, GraphOptions(), (126, 126), tmp_path)
     assert second == first and os.stat(second / "model.onnx").st_mtime_ns == stamp
     assert "using cached export" in caplog.text
-    other = cached_export(model, "w", GraphOptions(invert=True), (126, 126), tmp_path)
+    other = cached_export(model, RANDOM_KEY, GraphOptions(invert=True), (126, 126), tmp_path)
     assert other != first
 
 
@@ -213,32 +218,101 @@ def test_run_synthetic_to_npy(tmp_path, write_config, tiny_hf, runtime):
         assert np.isfinite(depth).all() and depth.std() > 0
 
 
-def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
-    """The Windows-on-Arm path: `backend.model` needs neither torch nor the exporter."""
-    config = synthetic_config(
+def tiny_cpu_config(tmp_path: Path, checkpoint: Path, frames: int) -> dict:
+    """A run of the tiny checkpoint on onnx-cpu (126², synthetic frames, npy sink ``out``)."""
+    return synthetic_config(
         tmp_path,
         plugins=[],
-        source={"type": "synthetic", "frames": 2, "width": 160, "height": 120},
+        source={"type": "synthetic", "frames": frames, "width": 160, "height": 120},
         preprocess={"resize": {"policy": "fixed", "width": 126, "height": 126}},
-        backend={"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "onnx-cpu"},
+        backend={"type": "dav2-relative", "checkpoint": str(checkpoint), "runtime": "onnx-cpu"},
         runtime={"cache_dir": "cache"},
     )
+
+
+def no_torch(tmp_path: Path) -> dict[str, str]:
+    """The environment of a run where ``import torch`` fails."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
+    return {"PYTHONPATH": str(blocker)}
+
+
+def test_ready_onnx_model_runs_without_torch(tmp_path, write_config, tiny_hf):
+    """The Windows-on-Arm path: `backend.model` needs neither torch nor the exporter."""
+    config = tiny_cpu_config(tmp_path, tiny_hf, frames=2)
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     (export,) = (tmp_path / "cache" / "exports").iterdir()
     config["backend"] = {"type": "dav2-relative", "model": str(export), "runtime": "onnx-cpu"}
     config["sinks"] = [{"type": "npy", "dir": "out2"}]
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "torch.py").write_text("raise ImportError('torch is not installed here')\n")
-    result = run_edgedepth(
-        "run", "--config", str(write_config(config)), env={"PYTHONPATH": str(blocker)}
-    )
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=no_torch(tmp_path))
     assert result.returncode == 0, result.stderr
     for index in range(2):
         assert np.allclose(
             np.load(tmp_path / "out2" / f"{index:06d}.npy"),
             np.load(tmp_path / "out" / f"{index:06d}.npy"),
         )
+
+
+def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
+    tmp_path, write_config, tiny_hf
+):
+    """Fast start: once exported, a run finds the export by the checkpoint's remembered sha256
+    (path, size, modification time), without torch; a changed file is hashed again."""
+    checkpoint = tmp_path / "tiny-hf"
+    shutil.copytree(tiny_hf, checkpoint)
+    config = tiny_cpu_config(tmp_path, checkpoint, frames=2)
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    without_torch = no_torch(tmp_path)
+    config["sinks"] = [{"type": "npy", "dir": "out2"}]
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
+    assert result.returncode == 0, result.stderr
+    assert "cached export" in result.stderr
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out2" / "000001.npy"), np.load(tmp_path / "out" / "000001.npy")
+    )
+    # Same size and time, other bytes: not read again (the remembered sha256 is used).
+    weights = checkpoint / "model.safetensors"
+    stamp = weights.stat()
+    weights.write_bytes(bytes(stamp.st_size))
+    os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    config["sinks"] = [{"type": "npy", "dir": "out3"}]
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
+    assert result.returncode == 0, result.stderr
+    # A new modification time: hashed again, another model, so it must be exported (torch).
+    os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
+    assert result.returncode != 0
+    assert "needs PyTorch" in result.stderr
+
+
+def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, tiny_hf):
+    """precision int8: a dynamically quantised copy of the export (int8 MatMuls), made once
+    beside it; its depth stays close to float32's."""
+    config = tiny_cpu_config(tmp_path, tiny_hf, frames=3)
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    config["backend"]["precision"] = "int8"
+    config["sinks"] = [{"type": "npy", "dir": "int8", "existing": "overwrite"}]
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 0, result.stderr
+    (export,) = (tmp_path / "cache" / "exports").iterdir()
+    (quantised,) = export.glob("model.int8-*.onnx")
+    ops = {node.op_type for node in onnx.load(quantised).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops and "MatMul" not in ops
+    stamp = quantised.stat().st_mtime_ns
+    for index in range(3):
+        float_depth = np.load(tmp_path / "out" / f"{index:06d}.npy")
+        int8_depth = np.load(tmp_path / "int8" / f"{index:06d}.npy")
+        assert 0 < rel_error(int8_depth, float_depth) < 0.05
+    assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
+    assert quantised.stat().st_mtime_ns == stamp  # reused, not made again
+
+
+def test_int8_is_for_the_cpu(tmp_path, write_config, tiny_hf):
+    backend = {"type": "dav2-relative", "checkpoint": str(tiny_hf), "runtime": "torch"}
+    result = run_with_backend(tmp_path, write_config, {**backend, "precision": "int8"})
+    assert result.returncode == 2
+    assert "precision int8 is for runtime onnx-cpu, not torch" in result.stderr
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -366,10 +440,9 @@ def test_per_head_attention_is_the_same_function(tmp_path):
     with torch.no_grad():
         reference = fused(image).numpy()
         assert rel_error(split(image).numpy(), reference) < 1e-5
-    folder = cached_export(
-        ckpt.random_model(config_for("vits")), "r", GraphOptions(attention="per-head"), (126, 126),
-        tmp_path,
-    )  # fmt: skip
+    model = ckpt.random_model(config_for("vits"))
+    options = GraphOptions(attention="per-head")
+    folder = cached_export(model, RANDOM_KEY, options, (126, 126), tmp_path)
     import onnxruntime
 
     session = onnxruntime.InferenceSession(folder / "model.onnx")

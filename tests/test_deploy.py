@@ -20,6 +20,7 @@ pytest.importorskip("transformers")
 from edgedepth.depth_graph import GraphOptions  # noqa: E402
 from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
 from edgedepth.models.dav2_export import DepthGraph  # noqa: E402
+from edgedepth.models.dav2_weights import file_sha256  # noqa: E402
 from tests.conftest import blocked_modules, run_edgedepth  # noqa: E402
 from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
 
@@ -84,7 +85,7 @@ def test_export_matches_torch_and_writes_a_complete_manifest(
     assert manifest["outputs"][0]["shape"] == [1, 1, 240, 320]
     assert manifest["outputs"][0]["range"] == [0.0, 1.0]
     assert manifest["depth_kind"] == "relative-depth"
-    assert manifest["checkpoint_sha256"] == ckpt.file_sha256(tiny_checkpoint)
+    assert manifest["checkpoint_sha256"] == file_sha256(tiny_checkpoint)
     assert manifest["graph"]["resize_to"] == [126, 126] and manifest["graph"]["invert"] is True
     assert {"torch", "onnxruntime", "edgedepth", "onnx"} <= manifest["tools"].keys()
     assert manifest["model"]["encoder"] == "custom" and manifest["model"]["depth"] == 4

@@ -84,3 +84,31 @@ def test_close_releases_a_producer_waiting_for_room():
     assert full.get() == 1  # what was queued before the close still drains
     with pytest.raises(Closed):
         full.put(3)
+
+
+def test_block_policy_bounds_bytes_too_and_always_takes_one_item():
+    queue = StageQueue("q", 10, "block", max_bytes=100, size_of=len)
+    queue.put(b"x" * 60)
+    done = threading.Event()
+
+    def producer():
+        queue.put(b"y" * 60)  # 120 > 100 bytes: waits although 9 places are free
+        queue.put(b"z" * 500)  # larger than the bound: taken once the queue is empty
+        done.set()
+
+    threading.Thread(target=producer, daemon=True).start()
+    assert not done.wait(0.2)
+    assert queue.bytes == 60 and len(queue) == 1
+    assert queue.get() == b"x" * 60
+    assert queue.get() == b"y" * 60
+    assert done.wait(2)
+    assert queue.get() == b"z" * 500 and queue.bytes == 0
+    assert queue.dropped == 0
+
+
+def test_latest_policy_drops_oldest_to_fit_the_bytes():
+    queue = StageQueue("q", 10, "latest", max_bytes=100, size_of=len)
+    for item in (b"a" * 40, b"b" * 40, b"c" * 40):
+        queue.put(item)
+    assert queue.dropped == 1 and queue.bytes == 80
+    assert queue.get() == b"b" * 40

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgedepth.colorize import colorize
 from edgedepth.frame import DepthKind
 from edgedepth.recording import (
     DepthRecorder,
@@ -28,7 +29,8 @@ from tests.conftest import POSIX_SIGNALS, TESTS, run_edgedepth, synthetic_config
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
 
 
-def test_mp4_and_lossless_metric_recording(tmp_path, write_config):
+@pytest.mark.parametrize("lossless", ["depth.mkv", "depth.nut"])
+def test_mp4_and_lossless_metric_recording(tmp_path, write_config, lossless):
     config = write_config(
         synthetic_config(
             tmp_path,
@@ -38,7 +40,7 @@ def test_mp4_and_lossless_metric_recording(tmp_path, write_config):
                 {
                     "type": "video",
                     "path": "depth.mp4",
-                    "lossless": "depth.mkv",
+                    "lossless": lossless,
                     "layout": "side-by-side",
                 },
                 {"type": "npy", "dir": "out"},
@@ -54,8 +56,11 @@ def test_mp4_and_lossless_metric_recording(tmp_path, write_config):
     assert len(frames) == 60
     assert (frames[0].width, frames[0].height) == (96 + 96 + 90, 64)  # RGB | depth | colour bar
     assert frames[-1].time == pytest.approx(59 * 1001 / 30000, abs=2e-3)
-    recorded = list(read_depth_recording(tmp_path / "depth.mkv"))
-    assert recording_kind(tmp_path / "depth.mkv") == DepthKind.METRIC_METERS
+    with av.open(str(tmp_path / lossless)) as container:
+        codec = container.streams.video[0].codec_context.name
+    assert codec == {"depth.mkv": "ffv1", "depth.nut": "ffvhuff"}[lossless]
+    recorded = list(read_depth_recording(tmp_path / lossless))
+    assert recording_kind(tmp_path / lossless) == DepthKind.METRIC_METERS
     assert len(recorded) == 60
     for index in (0, 31, 59):
         timestamp, depth = recorded[index]
@@ -80,14 +85,15 @@ def test_relative_recording_stores_its_scale(tmp_path, write_config):
 
 
 @POSIX_SIGNALS
-def test_recordings_survive_sigkill(tmp_path, write_config):
+@pytest.mark.parametrize("lossless", ["d.mkv", "d.nut"])
+def test_recordings_survive_sigkill(tmp_path, write_config, lossless):
     config = write_config(
         synthetic_config(
             tmp_path,
             source={"type": "synthetic", "frames": 600, "width": 96, "height": 64},
             backend={**METRIC, "delay_ms": 30},
             sinks=[
-                {"type": "video", "path": "d.mp4", "lossless": "d.mkv"},
+                {"type": "video", "path": "d.mp4", "lossless": lossless},
                 {"type": "npy", "dir": "out"},
             ],
         )
@@ -100,7 +106,7 @@ def test_recordings_survive_sigkill(tmp_path, write_config):
     process.wait(10)
     written = len(list((tmp_path / "out").glob("*.npy")))
     assert written >= 30
-    recorded = list(read_depth_recording(tmp_path / "d.mkv"))
+    recorded = list(read_depth_recording(tmp_path / lossless))
     # Every frame before the kill is readable, bit-exact, except those still in flight.
     assert len(recorded) >= written - 3, (len(recorded), written)
     for index in (0, 10, len(recorded) - 1):
@@ -122,6 +128,39 @@ def test_sink_option_errors(tmp_path, write_config):
     config = write_config(synthetic_config(tmp_path, sinks=[{"type": "video", "layout": "depth"}]))
     result = run_edgedepth("check", "--config", str(config))
     assert "sinks[0]: give `path` (mp4), `lossless` (mkv), or both" in result.stderr
+    config = write_config(
+        synthetic_config(tmp_path, sinks=[{"type": "video", "lossless": "d.avi"}])
+    )
+    result = run_edgedepth("check", "--config", str(config))
+    assert result.returncode == 2
+    assert "sinks[0]: lossless: d.avi: use .mkv (FFV1) or .nut (FFVHuff, less CPU)" in result.stderr
+
+
+def test_depth_mp4_shows_the_colourised_depth(tmp_path, write_config):
+    """The depth layout goes to the encoder as RGBA: the decoded mp4 shows colorize's colours."""
+    config = write_config(
+        synthetic_config(
+            tmp_path,
+            plugins=[str(TESTS / "plugins" / "ramp.py")],
+            source={"type": "synthetic", "frames": 3, "width": 96, "height": 64},
+            backend={"type": "ramp", "max_depth": 10.0},
+            sinks=[
+                {"type": "video", "path": "d.mp4", "range": [0.0, 10.0], "crf": 0},
+                {"type": "npy", "dir": "out"},
+            ],
+        )
+    )
+    result = run_edgedepth("run", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "d.mp4")) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(decoded) == 3
+    for index, picture in enumerate(decoded):
+        depth = np.load(tmp_path / "out" / f"{index:06d}.npy")
+        expected = colorize(depth, DepthKind.METRIC_METERS, 0.0, 10.0, "turbo")
+        assert picture.shape == expected.shape
+        # 4:2:0 chroma and rounding: close, not bit-exact
+        assert np.abs(picture.astype(int) - expected).mean() < 4
 
 
 def test_failing_sink_stops_the_run_and_the_others_finalise(tmp_path, write_config):

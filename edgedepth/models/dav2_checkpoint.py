@@ -13,23 +13,18 @@ sizes other than 518 the result differs from transformers' own ``DepthAnythingFo
 forward, which interpolates the position embedding to ``size=(h, w)`` where the official code
 (and edgedepth) uses a scale factor with DINOv2's +0.1 offset. At 518×518 both agree.
 
-Official files are downloaded on request (never at import) into the cache directory, from
-``$HF_ENDPOINT`` when it is set (a Hugging Face mirror, as ``huggingface_hub`` honours it), else
-https://huggingface.co.
+Which file a config names, the official files and a checkpoint's identity:
+:mod:`edgedepth.models.dav2_weights` (no torch).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import pickle
 import pickletools
 import re
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,24 +32,12 @@ from typing import Any
 
 import torch
 
-from edgedepth.errors import EdgedepthError
 from edgedepth.models.dav2 import ENCODERS, DAv2Config, DepthAnythingV2, ModelKind
-from edgedepth.progress import enabled
+from edgedepth.models.dav2_weights import METRIC_DATASETS, CheckpointError
 
 log = logging.getLogger("edgedepth")
 
 StateDict = dict[str, torch.Tensor]
-
-_SIZE_NAMES = {"vits": "Small", "vitb": "Base", "vitl": "Large"}
-_METRIC_DATASETS = {"hypersim": ("Hypersim", 20.0), "vkitti": ("VKITTI", 80.0)}
-
-
-class CheckpointError(EdgedepthError):
-    """A checkpoint cannot be read, is refused, or does not fit the chosen variant."""
-
-
-class CheckpointDownloadError(CheckpointError):
-    """An official checkpoint is not in the cache and cannot be downloaded (offline)."""
 
 
 @dataclass(frozen=True)
@@ -70,84 +53,7 @@ class CheckpointInfo:
     num_heads: int | None
 
 
-# --- official files ------------------------------------------------------------------------------
-
-
-def official_filename(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
-    if kind == "relative":
-        return f"depth_anything_v2_{encoder}.pth"
-    return f"depth_anything_v2_metric_{dataset}_{encoder}.pth"
-
-
-def hub_endpoint() -> str:
-    """Where official files are downloaded from: ``$HF_ENDPOINT`` (a mirror), else Hugging Face."""
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-
-
-def official_url(kind: ModelKind, encoder: str, dataset: str = "hypersim") -> str:
-    size = _SIZE_NAMES[encoder]
-    repo = (
-        f"Depth-Anything-V2-{size}"
-        if kind == "relative"
-        else f"Depth-Anything-V2-Metric-{_METRIC_DATASETS[dataset][0]}-{size}"
-    )
-    filename = official_filename(kind, encoder, dataset)
-    return f"{hub_endpoint()}/depth-anything/{repo}/resolve/main/{filename}"
-
-
-def default_max_depth(dataset: str) -> float:
-    return _METRIC_DATASETS[dataset][1]
-
-
-def fetch_official(
-    kind: ModelKind, encoder: str, dataset: str, cache_dir: Path, timeout: float = 10.0
-) -> Path:
-    """The official checkpoint from the cache, downloaded (with a progress bar) if missing."""
-    from tqdm import tqdm
-
-    filename = official_filename(kind, encoder, dataset)
-    target = cache_dir / "checkpoints" / filename
-    if target.exists():
-        return target
-    url = official_url(kind, encoder, dataset)
-    licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(filename + ".partial")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            log.info("downloading %s (%s) from %s", filename, licence, url)
-            total = int(response.headers.get("Content-Length") or 0) or None
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not enabled())
-            received = 0
-            with bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received != total:
-                raise OSError(f"connection closed after {received} of {total} bytes")
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise CheckpointDownloadError(
-            f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
-            f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
-        ) from None
-    partial.replace(target)
-    return target
-
-
 # --- reading -------------------------------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: Path) -> tuple[StateDict, CheckpointInfo]:
@@ -279,7 +185,7 @@ def _describe(path: Path, weights: Path, hf_config: dict[str, Any] | None) -> Ch
             kind = "relative"
         elif "metric" in name:
             kind = "metric"
-        for dataset, (_, depth) in _METRIC_DATASETS.items():
+        for dataset, (_, depth) in METRIC_DATASETS.items():
             if dataset in name:
                 max_depth = depth
     return CheckpointInfo(path, kind, max_depth, tapped, heads)

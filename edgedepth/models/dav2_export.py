@@ -1,10 +1,10 @@
 """Static-shape ONNX export of DepthAnythingV2 with optional in-graph pre/post processing
-(:class:`edgedepth.depth_graph.GraphOptions`), cached by checkpoint content and options."""
+(:class:`edgedepth.depth_graph.GraphOptions`), cached by checkpoint content and options
+(:func:`edgedepth.depth_graph.export_folder`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import platform
@@ -22,12 +22,15 @@ from torch import nn
 
 import edgedepth
 from edgedepth.depth_graph import (
+    EXPORT_FORMAT,
     INPUT_NAME,
     MANIFEST_NAME,
     MEAN_255,
     OUTPUT_NAME,
     STD_255,
     GraphOptions,
+    export_folder,
+    is_exported,
 )
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind
@@ -37,10 +40,8 @@ from edgedepth.models.dav2 import (
     DepthAnythingV2,
     split_attention_per_head,
 )
+from edgedepth.models.dav2_weights import ModelKey
 from edgedepth.progress import long_call
-
-#: Bump when the exported graph changes for the same inputs (invalidates cached exports).
-EXPORT_FORMAT = 3
 
 
 def output_kind(config: DAv2Config, options: GraphOptions) -> DepthKind:
@@ -201,44 +202,18 @@ def graph_manifest(
     }
 
 
-def export_folder(
-    config: DAv2Config,
-    weights_id: str,
-    options: GraphOptions,
-    input_size: tuple[int, int],
-    cache_dir: Path,
-) -> Path:
-    """Where the export for (weights, config, options, input size) is cached."""
-    key_source = json.dumps(
-        {
-            "weights": weights_id,
-            "config": dataclasses.asdict(config),
-            "graph": options.model_dump(mode="json"),
-            "input": list(input_size),
-            "format": EXPORT_FORMAT,
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
-    )
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
-    return cache_dir / "exports" / f"dav2-{config.encoder}-{config.kind}-{key}"
-
-
-def is_exported(folder: Path) -> bool:
-    return (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists()
-
-
 def cached_export(
     model: DepthAnythingV2,
-    weights_id: str,
+    key: ModelKey,
     options: GraphOptions,
     input_size: tuple[int, int],
     cache_dir: Path,
 ) -> Path:
-    """The ONNX file for (weights, config, options, input size), exported on first use.
+    """The ONNX file for (model, options, input size), exported on first use; ``key`` is the
+    model's :class:`ModelKey` (from :func:`~edgedepth.models.dav2_loading.load_dav2`).
 
     Returns the folder holding ``model.onnx`` and ``manifest.json``."""
-    folder = export_folder(model.config, weights_id, options, input_size, cache_dir)
+    folder = export_folder(key, options, input_size, cache_dir)
     log = logging.getLogger("edgedepth")
     if is_exported(folder):
         log.info("using cached export %s", folder)
@@ -254,7 +229,7 @@ def cached_export(
         description = f"exporting {what} to ONNX, once for this size"
         with long_call(description, "export", what, parameters):
             export_onnx(graph, staging / "model.onnx")
-        manifest = graph_manifest(model.config, options, graph.shapes, weights_id)
+        manifest = graph_manifest(model.config, options, graph.shapes, key.weights)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
         if folder.exists():
             shutil.rmtree(folder)
