@@ -17,6 +17,10 @@ import pytest
 import yaml
 
 TESTS = Path(__file__).parent
+
+# The `edgedepth` subprocesses cache their bytecode, as on any install: a sandbox's
+# PYTHONDONTWRITEBYTECODE would have each of them compile edgedepth's modules again.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 SLEEPY = str(TESTS / "plugins" / "sleepy.py")
 
 #: Markers applied from what a test imports (the Windows-on-Arm64 CI runs the rest: it has

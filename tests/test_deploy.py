@@ -144,6 +144,7 @@ def check_context_run(root: Path, run: subprocess.CompletedProcess[str]) -> None
 
 
 @pytest.mark.qnn
+@pytest.mark.slow  # ~35 s: a ViT compile for the HTP and its verification
 def test_local_compile_verify_and_run_without_torch(compiled):
     root, result = compiled
     assert result.returncode == 0, result.stderr
@@ -189,6 +190,7 @@ def test_the_runtime_installs_and_runs_in_a_fresh_venv(compiled):
 
 
 @pytest.mark.qnn
+@pytest.mark.slow  # ~12 s: calibration, QDQ and an emulator run
 def test_quantize_with_synthetic_calibration_runs_on_the_emulator(tmp_path, lpcvc_config):
     result = run_edgedepth(
         "deploy", "quantize", "--config", str(lpcvc_config), "--calibration", "synthetic:4",

@@ -184,6 +184,7 @@ def qai_hub_055(tmp_path_factory) -> str:
 
 
 @pytest.mark.qnn
+@pytest.mark.slow  # ~16 s: the 0.55 client path, its own emulator compile
 def test_older_clients_still_use_a_profile_job_and_an_inference_job(
     tmp_path, hub, model, qai_hub_055
 ):

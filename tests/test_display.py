@@ -23,6 +23,8 @@ if not HAS_XVFB and os.environ.get("CI"):
 
 pytestmark = [
     pytest.mark.display,
+    # One worker (pytest-xdist) for the module: one Xvfb server.
+    pytest.mark.xdist_group("display"),
     pytest.mark.skipif(
         not HAS_XVFB,
         reason="needs Xvfb and xdotool: apt-get install xvfb xdotool (.ci/run installs them)",

@@ -106,6 +106,7 @@ def mirror(tmp_path: Path):
     server.server_close()
 
 
+@pytest.mark.slow  # ~14 s: a 99 MB checkpoint served, exported and run
 def test_sample_online_downloads_the_official_checkpoint_and_uses_it(sample, mirror):
     endpoint, served = mirror
     result = run_sample(sample, endpoint)

@@ -74,6 +74,7 @@ def test_ctrl_c_cancels_a_long_cpu_inference(tmp_path):
 
 
 @pytest.mark.qnn
+@pytest.mark.slow  # ~11 s on the emulator
 def test_ctrl_c_during_a_qnn_graph_on_the_emulator(tmp_path):
     pytest.importorskip("onnxruntime_qnn")
     model = conv_stack(tmp_path / "slow.onnx", layers=20)  # several seconds per frame here

@@ -55,6 +55,7 @@ def test_qnn_fp16_matches_cpu_and_reuses_the_context_binary(tmp_path, write_conf
             assert not np.array_equal(htp, cpu)  # fp16 on the HTP, not a CPU fallback
 
 
+@pytest.mark.slow  # ~13 s: two emulator compiles
 def test_qnn_compiles_a_graph_per_photo_size(tmp_path, write_config):
     """Keep-aspect on photos of two sizes: each is run on the HTP at its own size (a second
     compile, said in the log), and agrees with the CPU."""
