@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgedepth.config import LoadedConfig
+from edgedepth.config import LoadedConfig, default_cache_dir
 from edgedepth.depth_graph import MANIFEST_NAME, image_tensor, read_manifest
 from edgedepth.errors import EdgedepthError
-from edgedepth.pipeline import PipelineFront, build_context, default_cache_dir, open_front
+from edgedepth.pipeline import PipelineFront, build_context, open_front
 from edgedepth.registry import PipelineSpec, Registry, resolve_config
 from edgedepth.stages import BuildContext
 

@@ -99,6 +99,11 @@ def output_fields(model: type[BaseModel]) -> list[str]:
     return names
 
 
+def default_cache_dir() -> Path:
+    """Where exports and compiled models are cached: ``$EDGEDEPTH_CACHE`` or ~/.cache/edgedepth."""
+    return Path(os.environ.get("EDGEDEPTH_CACHE", Path.home() / ".cache" / "edgedepth"))
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored. An attribute docstring
     (a string under the field) is the option's description, shown by ``edgedepth plugins NAME``

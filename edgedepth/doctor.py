@@ -144,7 +144,7 @@ def _free_space(path: Path) -> dict[str, Any]:
 
 
 def _caches() -> dict[str, Any]:
-    from edgedepth.pipeline import default_cache_dir
+    from edgedepth.config import default_cache_dir
 
     cache = default_cache_dir()
     return {

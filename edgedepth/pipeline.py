@@ -7,24 +7,17 @@ for both ``edgedepth run`` and the deploy tool; :meth:`Pipeline.run` streams it 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from edgedepth.config import LoadedConfig, RuntimeConfig
+from edgedepth.config import LoadedConfig, RuntimeConfig, default_cache_dir
 from edgedepth.errors import EdgedepthError, PluginError
 from edgedepth.registry import KINDS, Registry, StageSpec, resolve_config
 from edgedepth.run import PipelineRun, RunResult, Stage
 from edgedepth.stages import BuildContext, Sink
 
 log = logging.getLogger("edgedepth")
-
-
-def default_cache_dir() -> Path:
-    """Where exports and compiled models are cached: ``$EDGEDEPTH_CACHE`` or ~/.cache/edgedepth."""
-    return Path(os.environ.get("EDGEDEPTH_CACHE", Path.home() / ".cache" / "edgedepth"))
 
 
 def build_stage(spec: StageSpec, context: BuildContext, label: str) -> Stage:

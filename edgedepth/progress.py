@@ -122,7 +122,7 @@ def long_call(description: str, step: str, key: str, work: float = 1.0) -> Itera
     """Time one long call: log its start (with the estimate), tick a bar while it runs, and
     record how long it took for the next estimate. ``key`` names what was done (a model and
     size: the same key again takes as long), ``work`` its size for scaling."""
-    from edgedepth.pipeline import default_cache_dir
+    from edgedepth.config import default_cache_dir
 
     times = StepTimes(default_cache_dir())
     estimate = times.estimate(step, key, work)

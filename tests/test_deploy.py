@@ -145,6 +145,7 @@ def check_context_run(root: Path, run: subprocess.CompletedProcess[str]) -> None
 
 @pytest.mark.qnn
 @pytest.mark.slow  # ~35 s: a ViT compile for the HTP and its verification
+@pytest.mark.xdist_group("compiled")  # one worker builds the module's compiled fixture
 def test_local_compile_verify_and_run_without_torch(compiled):
     root, result = compiled
     assert result.returncode == 0, result.stderr
@@ -167,6 +168,7 @@ def test_local_compile_verify_and_run_without_torch(compiled):
 
 @pytest.mark.qnn
 @pytest.mark.slow
+@pytest.mark.xdist_group("compiled")
 @pytest.mark.skipif(sys.platform == "win32", reason="the venv layout below is POSIX's")
 def test_the_runtime_installs_and_runs_in_a_fresh_venv(compiled):
     """What a Windows-on-Arm user installs: `pip install .[qnn]` alone (no torch, no OpenCV)."""
