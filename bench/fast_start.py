@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def write_config(work: Path, name: str, backend: dict, cache: str) -> Path:
         "source": {"type": "images", "path": str(work / "photo.jpg")},
         "preprocess": {"resize": {"policy": "fixed", "width": 350, "height": 350}},
         "backend": {"type": "dav2-relative", "runtime": "onnx-cpu", **backend},
-        "sinks": [{"type": "npy", "dir": f"out-{name}", "existing": "clear"}],
+        "sinks": [{"type": "npy", "dir": f"out-{name}"}],  # emptied before each run
         "runtime": {"cache_dir": str(work / cache), "progress": False},
     }
     path = work / f"{name}.yaml"
@@ -52,6 +53,7 @@ def write_config(work: Path, name: str, backend: dict, cache: str) -> Path:
 
 def timed_run(config: Path, out: Path, env: dict[str, str]) -> tuple[float, float, float]:
     """(seconds to the first depth frame, seconds to exit, peak RSS MB) of one run."""
+    shutil.rmtree(out, ignore_errors=True)  # (an earlier version has no `existing: clear`)
     started = time.time()
     process = subprocess.Popen(
         [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
@@ -70,6 +72,7 @@ def timed_run(config: Path, out: Path, env: dict[str, str]) -> tuple[float, floa
 
 
 def top_imports(config: Path, count: int) -> tuple[list[tuple[int, str]], list[str]]:
+    shutil.rmtree(config.parent / f"out-{config.stem}", ignore_errors=True)
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "edgedepth", "run", "--config", str(config)],
         capture_output=True,

@@ -27,7 +27,8 @@ from edgedepth.depth_graph import GraphOptions
 from edgedepth.models.dav2 import DAv2Config, config_for
 from edgedepth.models.dav2_checkpoint import random_model
 from edgedepth.models.dav2_export import DepthGraph, export_onnx
-from edgedepth.ort_session import DEFAULT_PRESET, QnnOptions, cpu_session, qnn_session
+from edgedepth.ort_session import cpu_session, qnn_session
+from edgedepth.qnn import DEFAULT_PRESET, QnnOptions
 
 #: A 4-block ViT (the tests' size): compiles and runs on the emulator in seconds.
 TINY = DAv2Config(64, 4, 2, 32, (16, 32, 64, 64), (0, 1, 2, 3), pos_grid=9, encoder="tiny")
@@ -117,12 +118,17 @@ def main() -> None:
                     flush=True,
                 )
     print("\nOn-device latency (needs an AI Hub token; profiles 20 iterations on the device):")
-    for attention in ("fused", "per-head"):
-        print(
-            "  edgedepth deploy compile --config configs/lpcvc-relative.yaml --aihub "
-            '--device "Samsung Galaxy S24 (Family)" --input-size 480x640 '
-            f"--set backend.graph.attention={attention} --out htp-{attention}"
-        )
+    # The laptops edgedepth runs on, and the LPCVC 2025 timing device (Snapdragon 8 Gen 3).
+    for device, slug in (
+        ("Snapdragon X Elite CRD", "x-elite"),
+        ("Samsung Galaxy S24 (Family)", "s24"),
+    ):
+        for attention in ("fused", "per-head"):
+            print(
+                "  edgedepth deploy compile --config configs/lpcvc-relative.yaml --aihub "
+                f'--device "{device}" --input-size 480x640 '
+                f"--set backend.graph.attention={attention} --out htp-{slug}-{attention}"
+            )
 
 
 if __name__ == "__main__":

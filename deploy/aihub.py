@@ -34,13 +34,9 @@ from edgedepth.deploy.compare import compare_depth, format_comparison
 from edgedepth.depth_graph import INPUT_NAME, read_manifest
 from edgedepth.errors import EdgedepthError
 from edgedepth.network import unreachable
-from edgedepth.ort_session import (
-    check_context_version,
-    is_context_model,
-    qnn_versions,
-    version_tuple,
-)
+from edgedepth.ort_session import is_context_model
 from edgedepth.progress import long_call
+from edgedepth.qnn import check_context_version, qnn_versions, version_tuple
 
 log = logging.getLogger("edgedepth")
 

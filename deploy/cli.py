@@ -22,7 +22,7 @@ from edgedepth.deploy.artifact import (
 )
 from edgedepth.deploy.compare import format_comparison
 from edgedepth.errors import EdgedepthError
-from edgedepth.ort_session import QNN_PRESETS, QnnOptions
+from edgedepth.qnn import QNN_PRESETS, QnnOptions
 
 out_option = click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True

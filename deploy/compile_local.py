@@ -14,8 +14,9 @@ import numpy as np
 from edgedepth.deploy.artifact import model_inputs, write_manifest
 from edgedepth.deploy.compare import compare_depth
 from edgedepth.errors import EdgedepthError
-from edgedepth.ort_session import QnnOptions, cpu_session, qnn_session, qnn_versions
+from edgedepth.ort_session import cpu_session, qnn_session
 from edgedepth.progress import steps
+from edgedepth.qnn import QnnOptions, qnn_versions
 
 log = logging.getLogger("edgedepth")
 

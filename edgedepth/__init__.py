@@ -15,13 +15,16 @@ plugin never imports another plugin; the core never imports a plugin):
 - wiring: ``registry`` (load plugins, collect registrations, validate their options),
   ``config`` (YAML → validated config), ``pipeline`` (assemble the stages; ``open_front`` opens
   source + resize policy for both ``run`` and ``deploy``), ``run`` (one run: threads, queues,
-  the failure guard), ``queues``, ``stats``, ``cli``;
+  the failure guard), ``queues``, ``stats``, ``progress`` (bars with an estimate), ``cli``;
 - shared libraries used by several plugins: ``imageops`` (every resize, image files),
-  ``colorize``, ``recording`` (video writing: mp4 and lossless depth), ``topic`` (messages,
-  publish and subscribe), ``metrics`` + ``scoring`` + ``lpcvc_io`` (evaluation),
-  ``synthetic_scene``, ``models/`` (DepthAnythingV2, checkpoints, export; the layouts of ready
+  ``colorize``, ``recording`` (video writing: mp4 and lossless depth), ``topic/`` (messages,
+  publish and subscribe, rmw_zenoh), ``ros2`` (ROS 2 messages in CDR) and ``mcap_recording``,
+  ``metrics`` + ``scoring`` + ``lpcvc_io`` (evaluation), ``synthetic_scene``, ``models/``
+  (DepthAnythingV2, checkpoints and which weights a config names, export; the layouts of ready
   ONNX files), ``depth_graph`` (the exported graph's contract), ``ort_session`` (ONNX Runtime
-  CPU/QNN sessions);
+  CPU/QNN sessions), ``qnn`` (the QNN execution provider: options, device, versions),
+  ``cpu_int8`` (the int8 CPU graph), ``cameras``, ``host``, ``network``, ``aihub_config`` and
+  ``doctor`` (what works on this machine);
 - plugins (``edgedepth.plugins``, ``edgedepth.deploy``): thin — an options model, the stage
   class, the hook; a command plugin parses arguments and calls the core.
 """

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from edgedepth.config import StrictModel
 from edgedepth.errors import EdgedepthError
+from edgedepth.ort_session import is_context_model
 
 if TYPE_CHECKING:
     from edgedepth.models.dav2_weights import ModelKey
@@ -123,3 +124,27 @@ def export_folder(
 
 def is_exported(folder: Path) -> bool:
     return (folder / "model.onnx").exists() and (folder / MANIFEST_NAME).exists()
+
+
+def ready_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
+    """A model file, or a folder from the exporter / deploy tool (its manifest names the file)."""
+    if not path.exists():
+        raise EdgedepthError(f"model: file not found: {path}")
+    if path.is_file():
+        return path, read_manifest(path.parent)
+    manifest = read_manifest(path)
+    # onnx/model.onnx: a Hugging Face repository as downloaded (e.g. onnx-community's).
+    for name in (manifest.get("run_model"), "model_ctx.onnx", "model.onnx", "onnx/model.onnx"):
+        if name and (path / name).exists():
+            return path / name, manifest
+    raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
+
+
+def reference_model(folder: Path, model_path: Path, manifest: dict[str, Any]) -> Path | None:
+    """The float model a deploy folder keeps beside its context binary (CPU fallback); its
+    manifest names it relative to the folder."""
+    name = manifest.get("reference_model")
+    reference = folder / name if name else None
+    if reference is None or reference.resolve() == model_path.resolve():
+        return None
+    return reference if reference.is_file() and not is_context_model(reference) else None

@@ -55,7 +55,7 @@ def _packages() -> dict[str, Any]:
         versions["ffmpeg"] = getattr(av, "ffmpeg_version_info", None)
     except ImportError:
         versions["ffmpeg"] = None
-    from edgedepth.ort_session import qnn_versions
+    from edgedepth.qnn import qnn_versions
 
     versions["qnn_sdk"] = qnn_versions()[1]
     return versions
@@ -81,7 +81,7 @@ def _ep_devices() -> list[dict[str, Any]]:
 
 
 def _qnn() -> dict[str, Any]:
-    from edgedepth.ort_session import QNN_PRESETS, htp_backend_path, qnn_target
+    from edgedepth.qnn import QNN_PRESETS, htp_backend_path, qnn_target
 
     try:
         target = qnn_target()
@@ -229,7 +229,8 @@ def run_verify(timeout: float = 600.0) -> dict[str, Any]:
 def verify_here() -> dict[str, Any]:
     """Compile the probe model for the QNN device (writing and then loading an EPContext
     binary, as ``runtime: qnn`` does), run one frame on it and on the CPU, compare."""
-    from edgedepth.ort_session import QnnOptions, cpu_session, qnn_session, qnn_target
+    from edgedepth.ort_session import cpu_session, qnn_session
+    from edgedepth.qnn import QnnOptions, qnn_target
 
     result: dict[str, Any] = {"passed": False, "error": None}
     try:

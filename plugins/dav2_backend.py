@@ -16,7 +16,6 @@ The backend takes float32 RGB on the 0–255 scale (:class:`edgedepth.stages.Bac
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,6 @@ from pydantic import Field, model_validator
 
 import edgedepth
 from edgedepth.config import ConfigPath, InputPath, StrictModel
-from edgedepth.cpu_int8 import int8_model
 from edgedepth.depth_graph import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -35,6 +33,8 @@ from edgedepth.depth_graph import (
     image_tensor,
     is_exported,
     read_manifest,
+    ready_model_file,
+    reference_model,
 )
 from edgedepth.errors import ConfigError, EdgedepthError
 from edgedepth.frame import DepthKind
@@ -43,18 +43,11 @@ from edgedepth.models.dav2_weights import (
     RANDOM_WEIGHTS_NOTE,
     model_key,
     resolved_checkpoint,
-    weights_sha256,
 )
 from edgedepth.models.onnx_layouts import OnnxLayout, detect_layout
-from edgedepth.ort_session import (
-    QnnOptions,
-    cpu_session,
-    is_context_model,
-    no_npu_reason,
-    qnn_has_npu,
-    qnn_session,
-    qnn_target,
-)
+from edgedepth.ort_runtime import OrtRuntime, SessionsBySize
+from edgedepth.ort_session import cpu_session, is_context_model
+from edgedepth.qnn import QnnOptions
 from edgedepth.stages import BuildContext
 
 log = logging.getLogger("edgedepth")
@@ -114,30 +107,6 @@ class DAv2Options(StrictModel):
         return self
 
 
-def _resolve_model_file(path: Path) -> tuple[Path, dict[str, Any]]:
-    """A model file, or a folder from the exporter / deploy tool (its manifest names the file)."""
-    if not path.exists():
-        raise EdgedepthError(f"model: file not found: {path}")
-    if path.is_file():
-        return path, read_manifest(path.parent)
-    manifest = read_manifest(path)
-    # onnx/model.onnx: a Hugging Face repository as downloaded (e.g. onnx-community's).
-    for name in (manifest.get("run_model"), "model_ctx.onnx", "model.onnx", "onnx/model.onnx"):
-        if name and (path / name).exists():
-            return path / name, manifest
-    raise EdgedepthError(f"model: {path} holds no model.onnx (nor a manifest naming one)")
-
-
-def _reference_model(folder: Path, model_path: Path, manifest: dict[str, Any]) -> Path | None:
-    """The float model a deploy folder keeps beside its context binary (CPU fallback); its
-    manifest names it relative to the folder."""
-    name = manifest.get("reference_model")
-    reference = folder / name if name else None
-    if reference is None or reference.resolve() == model_path.resolve():
-        return None
-    return reference if reference.is_file() and not is_context_model(reference) else None
-
-
 class DAv2Backend:
     """Runs one graph per input size. Frames of different sizes (keep-aspect on photos of
     different sizes, a camera that changes mode) each get a static graph for their size,
@@ -151,8 +120,14 @@ class DAv2Backend:
         self.cache_dir = context.cache_dir
         self.context = context
         first_size = tuple(context.input_size or (518, 518))
-        self.sessions: OrderedDict[tuple[int, int], Any] = OrderedDict()
-        self.sizes_seen: set[tuple[int, int]] = set()
+        self.sessions = SessionsBySize(options.max_shapes)
+        self.ort = OrtRuntime(
+            "onnx-cpu" if options.runtime == "torch" else options.runtime,
+            options.qnn,
+            self.cache_dir,
+            options.precision,
+            options.threads,
+        )
         self.graph: Any = None  # the torch runtime's module
         self.model_path: Path | None = None  # a ready model
         #: The checkpoint the weights come from (None: random weights, or a ready model).
@@ -166,10 +141,15 @@ class DAv2Backend:
         else:
             self._from_checkpoint(first_size)  # type: ignore[arg-type]
 
+    @property
+    def runtime(self) -> str:
+        """Where the graphs run: ``torch``, or the ONNX Runtime one (``auto`` resolved)."""
+        return "torch" if self.graph is not None else self.ort.name
+
     # --- building ---------------------------------------------------------------------------------
 
     def _from_ready_model(self, given: Path, first_size: tuple[int, int]) -> None:
-        model_path, manifest = _resolve_model_file(given)
+        model_path, manifest = ready_model_file(given)
         self.normalize_in_graph = manifest.get("graph", {}).get(
             "normalize", self.options.graph.normalize
         )
@@ -181,9 +161,9 @@ class DAv2Backend:
         if self.depth_kind is DepthKind.METRIC_METERS and isinstance(value_range, list):
             self.depth_range = (float(value_range[0]), float(value_range[1]))
         folder = given if given.is_dir() else model_path.parent
-        reference = _reference_model(folder, model_path, manifest)
+        reference = reference_model(folder, model_path, manifest)
         context_model = is_context_model(model_path)
-        self.runtime = self._resolve_runtime(context_model, float_model=reference)
+        self.ort.resolve(model_path, float_model=reference)
         if context_model and self.runtime != "qnn":
             model_path = reference  # type: ignore[assignment]  # the float model it came from
         self.model_path = model_path
@@ -193,7 +173,7 @@ class DAv2Backend:
         self.session = (
             cpu_session(model_path, 1)
             if probe_on_cpu
-            else self._open_session(model_path, None, fallback)
+            else self.ort.open(model_path, None, fallback)
         )
         self.layout: OnnxLayout = detect_layout(
             self.session.get_inputs(), self.session.get_outputs(), self.normalize_in_graph
@@ -203,9 +183,7 @@ class DAv2Backend:
         log.info("backend: %s (%s layout)", model_path, self.layout.name)
         self._check_fixed_size(first_size, first=True)  # type: ignore[arg-type]
         if probe_on_cpu:  # one QNN session, or one per input size for symbolic sizes
-            self.session = (
-                self._open_session(model_path, None, fallback) if self.fixed_size else None
-            )
+            self.session = self.ort.open(model_path, None, fallback) if self.fixed_size else None
             self._ready_session(first_size)  # type: ignore[arg-type]  # compiles now, not mid-run
 
     def _from_checkpoint(self, first_size: tuple[int, int]) -> None:
@@ -218,7 +196,7 @@ class DAv2Backend:
             self.context.notes.append(RANDOM_WEIGHTS_NOTE)
         self.model_key = model_key(self.options, self.kind, self.cache_dir, self.checkpoint)  # type: ignore[arg-type]
         if self.options.runtime != "torch":
-            self.runtime = self._resolve_runtime(context_model=False, float_model=None)
+            self.ort.resolve()
             self.graph_options = self.options.graph.for_target(htp=self.runtime == "qnn")
             folder = export_folder(self.model_key, self.graph_options, first_size, self.cache_dir)
             if is_exported(folder):
@@ -271,69 +249,7 @@ class DAv2Backend:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.graph = graph.to(device).eval()
         self.device = device
-        self.runtime = "torch"
-        self.runtime_description = f"torch ({device})"
         log.info("backend: runtime torch on %s", device)
-
-    def _resolve_runtime(self, context_model: bool, float_model: Path | None) -> str:
-        """``auto``: the NPU when there is one, else the CPU (with the float model a deploy
-        folder keeps beside a context binary)."""
-        runtime = self.options.runtime
-        if runtime == "auto":
-            if qnn_has_npu():
-                runtime, why = "qnn", f"NPU: {qnn_target().description}"
-            elif context_model and float_model is None:
-                runtime, why = "qnn", "a QNN context model with no float model beside it"
-            else:
-                runtime, why = "onnx-cpu", f"no NPU: {no_npu_reason()}"
-            log.info("backend: runtime auto → %s (%s)", runtime, why)
-        if context_model and runtime != "qnn" and float_model is None:
-            raise EdgedepthError(
-                f"{self.options.model} is a QNN context model: it needs runtime qnn"
-            )
-        self.runtime_description = runtime
-        return runtime
-
-    def _open_session(
-        self,
-        model_path: Path,
-        context_dir: Path | None,
-        fallback: Path | None,
-        size: tuple[int, int] | None = None,
-    ) -> Any:
-        """A session on the chosen runtime; with ``auto``, the CPU (on ``fallback``) when no
-        QNN session can be built, the reason logged. ``size``: fix a ready model's symbolic
-        sizes to it (the HTP)."""
-        if self.runtime == "qnn":
-            if self.options.precision == "int8":
-                log.info("backend: precision int8 is for the CPU; the HTP runs qnn.precision")
-            try:
-                return self._qnn_session(model_path, context_dir, size)
-            except EdgedepthError as failure:
-                if self.options.runtime != "auto" or fallback is None:
-                    raise
-                log.warning(
-                    "backend: runtime auto: no QNN session (%s); falling back to onnx-cpu", failure
-                )
-                self.runtime = self.runtime_description = "onnx-cpu"
-                model_path = fallback
-        if self.options.precision == "int8":
-            model_path = int8_model(
-                model_path, context_dir or self._derived_dir(model_path, "int8")
-            )
-            self.runtime_description = "onnx-cpu int8"
-        return cpu_session(model_path, self.options.threads)
-
-    def _qnn_session(
-        self, model_path: Path, context_dir: Path | None, size: tuple[int, int] | None = None
-    ) -> Any:
-        cache, free_dimensions = None, None
-        if not is_context_model(model_path):
-            folder = context_dir or self._derived_dir(model_path, "qnn")
-            per_size = f"-{size[0]}x{size[1]}" if size else ""
-            cache = folder / f"{self.options.qnn.context_tag(qnn_target())}{per_size}_ctx.onnx"
-            free_dimensions = self.layout.free_dimensions(size) if size else None
-        return qnn_session(model_path, self.options.qnn, cache, free_dimensions=free_dimensions)
 
     def _ready_session(self, size: tuple[int, int]) -> Any:
         """A ready model's session: its one session, or on the HTP a static session per input
@@ -343,38 +259,33 @@ class DAv2Backend:
             return self.session
         session = self.sessions.get(size)
         if session is not None:
-            self.sessions.move_to_end(size)
             return session
-        if self.sizes_seen:
+        if self.sessions.seen:
             log.info(
                 "backend: new input size %d×%d: compiling a graph of that size for the HTP", *size
             )
         assert self.model_path is not None
-        session = self._open_session(self.model_path, None, self.model_path, size)
+        session = self.ort.open(
+            self.model_path,
+            None,
+            self.model_path,
+            size=size,
+            free_dimensions=self.layout.free_dimensions(size),
+        )
         if self.runtime != "qnn":  # auto fell back to the CPU, which takes every size
             self.session = session
         else:
-            self._keep_open(size, session)
+            self.sessions.add(size, session)
         return session
-
-    def _keep_open(self, size: tuple[int, int], session: Any) -> None:
-        """Remember the session of an input size; close the least recently used beyond
-        ``max_shapes``."""
-        self.sessions[size] = session
-        self.sizes_seen.add(size)
-        if len(self.sessions) > self.options.max_shapes:
-            closed, _ = self.sessions.popitem(last=False)
-            log.debug("backend: closed the session for %d×%d (max_shapes)", *closed)
 
     def _session_for(self, size: tuple[int, int], model: Any = None) -> Any:
         """The open session for this input size: reused, reopened from the export cache, or
         exported (and on qnn compiled) on first use."""
         session = self.sessions.get(size)
         if session is not None:
-            self.sessions.move_to_end(size)
             return session
         folder = export_folder(self.model_key, self.graph_options, size, self.cache_dir)
-        if self.sizes_seen and size not in self.sizes_seen:
+        if self.sessions.is_new(size):
             log.info(
                 "backend: new input size %d×%d: %s%s",
                 *size,
@@ -399,8 +310,8 @@ class DAv2Backend:
                 ).model
             )
             cached_export(model, self.model_key, self.graph_options, size, self.cache_dir)
-        session = self._open_session(folder / "model.onnx", folder, folder / "model.onnx")
-        self._keep_open(size, session)
+        session = self.ort.open(folder / "model.onnx", folder, folder / "model.onnx")
+        self.sessions.add(size, session)
         return session
 
     def _check_fixed_size(self, size: tuple[int, int], first: bool) -> None:
@@ -425,12 +336,6 @@ class DAv2Backend:
             "backend.checkpoint instead of model to get a graph per input size"
         )
 
-    def _derived_dir(self, model_path: Path, what: str) -> Path:
-        """Where what is made from a ready model (a QNN context binary, an int8 graph) is kept:
-        by the model file's content (its sha256 remembered per file version)."""
-        digest = weights_sha256(model_path, self.cache_dir)
-        return self.cache_dir / what / f"{model_path.stem}-{digest[:16]}"
-
     # --- running ----------------------------------------------------------------------------------
 
     def infer(self, image: np.ndarray) -> np.ndarray:
@@ -447,10 +352,9 @@ class DAv2Backend:
         if self.graph is not None:
             import torch
 
-            if size not in self.sizes_seen:
-                if self.sizes_seen:
-                    log.info("backend: new input size %d×%d", *size)
-                self.sizes_seen.add(size)
+            if self.sessions.is_new(size):
+                log.info("backend: new input size %d×%d", *size)
+            self.sessions.seen.add(size)
             with torch.inference_mode():
                 depth = self.graph(torch.from_numpy(tensor).to(self.device))
             return depth[0, 0].float().cpu().numpy()
@@ -482,7 +386,7 @@ def check_dav2(options: DAv2Options, context: BuildContext, kind: str) -> None:
     if options.runtime == "qnn" and importlib.util.find_spec("onnxruntime_qnn") is None:
         raise ConfigError("runtime: qnn needs onnxruntime-qnn: pip install 'edgedepth[qnn]'")
     if options.model is not None:
-        model_path, manifest = _resolve_model_file(Path(options.model))
+        model_path, manifest = ready_model_file(Path(options.model))
         shape = ((manifest.get("inputs") or [{}])[0]).get("shape")
         if shape is None and not is_context_model(model_path):
             shape = cpu_session(model_path, threads=1).get_inputs()[0].shape

@@ -124,6 +124,21 @@ def run_edgedepth(
     )
 
 
+def killed_run(config: Path, frames_dir: Path, frames: int) -> int:
+    """Start ``edgedepth run --config config`` and SIGKILL it once ``frames_dir`` holds
+    ``frames`` .npy files (a crash mid-recording); returns how many it wrote."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "edgedepth", "run", "--config", str(config)])
+    deadline = time.monotonic() + 60
+    while len(list(frames_dir.glob("*.npy"))) < frames and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    return len(list(frames_dir.glob("*.npy")))
+
+
 def blocked_modules(folder: Path, *names: str) -> dict[str, str]:
     """Environment for a subprocess in which importing any of ``names`` fails as on an install
     without them (Windows on Arm has no torch or OpenCV wheels); each attempt is recorded in

@@ -114,6 +114,27 @@ def test_debug_flag_shows_the_traceback(tmp_path, write_config):
 
 @POSIX_SIGNALS
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_starting_ends_in_one_line(tmp_path, write_config, sig, code):
+    """Stopped while the backend builds (a first export, a QNN compile): the signal's exit code
+    and one line, no traceback, nothing left running."""
+    config = write_config(synthetic_config(tmp_path, backend={"type": "sleepy", "build_ms": 30000}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)  # imported, config read, the backend building
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(("error: ", "edgedepth: "))
+    assert not (tmp_path / "out").exists()
+
+
+@POSIX_SIGNALS
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_run_finalises_files(tmp_path, write_config, sig, code):
     config = write_config(
         synthetic_config(

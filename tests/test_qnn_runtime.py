@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from pydantic import ValidationError
 
-from edgedepth import ort_session
-from edgedepth.ort_session import QnnOptions
+from edgedepth import qnn
+from edgedepth.qnn import QnnOptions
 from tests.conftest import run_edgedepth
 
 onnxruntime_qnn = pytest.importorskip("onnxruntime_qnn")
@@ -27,7 +27,8 @@ PRETEND_NPU = Path(__file__).parent / "tools" / "pretend_npu.py"
 COMPILE = """
 import sys
 from pathlib import Path
-from edgedepth.ort_session import QnnOptions, qnn_session
+from edgedepth.qnn import QnnOptions
+from edgedepth.ort_session import qnn_session
 qnn_session(Path(sys.argv[1]), QnnOptions(), Path(sys.argv[2]))
 """
 
@@ -57,9 +58,9 @@ def test_minimum_onnxruntime_qnn_exposes_its_htp_library_and_qnn_version():
     assert Version(onnxruntime_qnn.__version__) in qnn.specifier
 
 
-def npu(description: str) -> ort_session.QnnTarget:
-    preset = ort_session.preset_for_description(description)
-    return ort_session.QnnTarget(None, True, description, preset, "Qualcomm", {})
+def npu(description: str) -> qnn.QnnTarget:
+    preset = qnn.preset_for_description(description)
+    return qnn.QnnTarget(None, True, description, preset, "Qualcomm", {})
 
 
 def test_a_real_npu_gets_no_forced_chip_the_emulator_and_offline_compiles_do():
@@ -181,4 +182,4 @@ def test_a_context_binary_from_a_newer_qnn_is_a_one_line_error(tmp_path, deploy_
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert "context binary built with QNN 2.99.0, newer than QNN " + local in line
     assert f"onnxruntime-qnn {onnxruntime_qnn.__version__}" in line
-    assert ort_session.context_sdk_version(newer / "model_ctx.onnx") == "v2.99.0.261231000000"
+    assert qnn.context_sdk_version(newer / "model_ctx.onnx") == "v2.99.0.261231000000"

@@ -5,8 +5,6 @@ decoder. Real files from real runs; a SIGKILL mid-recording."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import time
 
@@ -28,7 +26,7 @@ from edgedepth.ros2 import (
     to_millimetres,
 )
 from edgedepth.synthetic_scene import SyntheticScene
-from tests.conftest import run_edgedepth, synthetic_config
+from tests.conftest import killed_run, run_edgedepth, synthetic_config
 
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")
 rosbags_typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is not installed (dev)")
@@ -270,13 +268,7 @@ def test_recording_survives_sigkill(tmp_path, write_config):
             ],
         )
     )
-    process = subprocess.Popen([sys.executable, "-m", "edgedepth", "run", "--config", str(config)])
-    deadline = time.monotonic() + 60
-    while len(list((tmp_path / "out").glob("*.npy"))) < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
-    produced = len(list((tmp_path / "out").glob("*.npy")))
+    produced = killed_run(config, tmp_path / "out", 40)
     assert produced >= 40
     with pytest.raises(Exception, match="magic"):  # not finished: no summary, no footer
         RosbagsReader(tmp_path / "killed.mcap").open()

@@ -4,10 +4,6 @@ that survive SIGKILL."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from fractions import Fraction
 
 import av
@@ -24,7 +20,7 @@ from edgedepth.recording import (
     recording_kind,
     recording_segments,
 )
-from tests.conftest import POSIX_SIGNALS, TESTS, run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, TESTS, killed_run, run_edgedepth, synthetic_config
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
 
@@ -98,13 +94,7 @@ def test_recordings_survive_sigkill(tmp_path, write_config, lossless):
             ],
         )
     )
-    process = subprocess.Popen([sys.executable, "-m", "edgedepth", "run", "--config", str(config)])
-    deadline = time.monotonic() + 60
-    while len(list((tmp_path / "out").glob("*.npy"))) < 30 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
-    written = len(list((tmp_path / "out").glob("*.npy")))
+    written = killed_run(config, tmp_path / "out", 30)
     assert written >= 30
     recorded = list(read_depth_recording(tmp_path / lossless))
     # Every frame before the kill is readable, bit-exact, except those still in flight.

@@ -20,6 +20,8 @@ class SleepyOptions(StrictModel):
     scale: float = 1.0
     #: A line for the viewer (``context.notes``): the sinks that draw pictures caption it.
     note: str | None = None
+    #: Time to build, like a first export or a QNN compile.
+    build_ms: float = Field(0.0, ge=0)
 
 
 class SleepyBackend:
@@ -29,6 +31,7 @@ class SleepyBackend:
         self.calls = 0
         if options.note:
             context.notes.append(options.note)
+        time.sleep(options.build_ms / 1000)
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         if self.options.fail_at is not None and self.calls == self.options.fail_at:

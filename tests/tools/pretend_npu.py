@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgedepth import ort_session
+from edgedepth import qnn
 from edgedepth.cli import main
 
-ort_session._qnn_target = dataclasses.replace(
-    ort_session.qnn_target(), npu=True, description="Snapdragon(R) X Elite (pretend NPU)"
+qnn._qnn_target = dataclasses.replace(
+    qnn.qnn_target(), npu=True, description="Snapdragon(R) X Elite (pretend NPU)"
 )
 main()

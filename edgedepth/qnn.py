@@ -1,0 +1,416 @@
+"""Qualcomm's QNN execution provider (``onnxruntime-qnn``): the options edgedepth accepts and the
+named Snapdragon targets, the package and its QNN version, the device it offers (a real NPU, or
+the HTP emulator on a PC) and the QNN version a context binary was built with. Sessions on it:
+:func:`edgedepth.ort_session.qnn_session`.
+
+The EP ships as a plugin library: it is registered with
+``onnxruntime.register_execution_provider_library`` and selected per device with
+``SessionOptions.add_provider_for_devices`` (``providers=["QNNExecutionProvider"]`` silently gives
+a CPU session with these wheels). The EP ignores option names it does not know, so we check them.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import platform
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import onnxruntime as ort
+from pydantic import Field, field_validator
+
+from edgedepth.config import StrictModel
+from edgedepth.errors import EdgedepthError
+
+log = logging.getLogger("edgedepth")
+
+
+#: Named Snapdragon targets → (soc_model, htp_arch). For the HTP emulator and offline compiles
+#: only: on a real NPU the driver knows its chip, and forcing another one prepares the graph for
+#: the wrong HTP.
+QNN_PRESETS: dict[str, tuple[int, int]] = {
+    "snapdragon-x-elite": (60, 73),
+    "snapdragon-x2-elite": (88, 81),
+    "snapdragon-8-gen-3": (57, 75),
+    "snapdragon-8-elite": (69, 79),
+}
+#: The emulator's (and ``deploy compile --local``'s) target when none is named.
+DEFAULT_PRESET = "snapdragon-x-elite"
+#: How an NPU's description (Windows: the device's friendly name) names the chip of a preset.
+#: Longest first: "X2 Elite" must not match as "X Elite".
+PRESET_BY_DESCRIPTION = (
+    ("x2 elite", "snapdragon-x2-elite"),
+    ("x elite", "snapdragon-x-elite"),
+    ("8 elite", "snapdragon-8-elite"),
+    ("8 gen 3", "snapdragon-8-gen-3"),
+)
+#: QNN (QAIRT) SDK bundled in each onnxruntime-qnn release, for packages that do not record it in
+#: ``onnxruntime_qnn.build_and_package_info.qnn_version`` (read from the wheels).
+QNN_VERSION_BY_PACKAGE = {"2.3.0": "2.47.0", "2.5.0": "2.49.40", "2.7.0": "2.51.0"}
+
+PerformanceMode = Literal[
+    "burst",
+    "sustained_high_performance",
+    "high_performance",
+    "balanced",
+    "low_balanced",
+    "default",
+    "power_saver",
+    "low_power_saver",
+    "high_power_saver",
+    "extreme_power_saver",
+]
+
+#: Provider options the QNN EP understands (onnxruntime docs, QNN EP). Anything else is a typo.
+KNOWN_QNN_OPTIONS = frozenset(
+    {
+        "backend_type",
+        "backend_path",
+        "profiling_level",
+        "profiling_file_path",
+        "rpc_control_latency",
+        "vtcm_mb",
+        "htp_performance_mode",
+        "qnn_saver_path",
+        "qnn_context_priority",
+        "htp_graph_finalization_optimization_mode",
+        "soc_model",
+        "htp_arch",
+        "device_id",
+        "enable_htp_fp16_precision",
+        "offload_graph_io_quantization",
+        "enable_htp_spill_fill_buffer",
+        "enable_htp_shared_memory_allocator",
+        "dump_json_qnn_graph",
+        "json_qnn_graph_dir",
+    }
+)
+#: Set from the typed options above; not accepted a second time through ``provider_options``.
+_TYPED_QNN_OPTIONS = {"soc_model", "htp_arch", "htp_performance_mode", "enable_htp_fp16_precision"}
+
+
+class QnnOptions(StrictModel):
+    """``backend.qnn`` in the config."""
+
+    device: str | None = None
+    """A named Snapdragon (snapdragon-x-elite, snapdragon-x2-elite, snapdragon-8-gen-3,
+    snapdragon-8-elite) that sets soc_model/htp_arch for the HTP emulator and offline compiles;
+    not applied on a real NPU (the driver knows its chip). Default: snapdragon-x-elite."""
+    soc_model: int | None = Field(None, ge=0)
+    """QNN SoC model number (overrides the device's), for the emulator and offline compiles."""
+    htp_arch: int | None = Field(None, ge=0)
+    """HTP architecture version, e.g. 73 (overrides the device's)."""
+    precision: Literal["fp16", "quantized"] = "fp16"
+    """fp16: a float model run in fp16 on the HTP; quantized: a QDQ model (deploy quantize)."""
+    performance_mode: PerformanceMode = "burst"
+    """HTP performance mode: burst, sustained_high_performance, balanced, power_saver, …"""
+    cpu_fallback: bool = False
+    """Let ONNX Runtime run nodes the HTP rejects on the CPU (slow, hides problems): off."""
+    context_cache: bool = True
+    """Write an EPContext model + context binary on first use and load it afterwards."""
+    provider_options: dict[str, str | int | float] = Field(default_factory=dict)
+    """Further QNN EP provider options, passed through after checking their names."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str | None) -> str | None:
+        if device is not None and device not in QNN_PRESETS:
+            raise ValueError(
+                f"unknown device {device!r} (known: {', '.join(QNN_PRESETS)}); "
+                "or set soc_model and htp_arch"
+            )
+        return device
+
+    @field_validator("provider_options")
+    @classmethod
+    def _known_options(cls, provider_options: dict[str, Any]) -> dict[str, Any]:
+        for name in provider_options:
+            if name in _TYPED_QNN_OPTIONS:
+                raise ValueError(f"{name}: set it with the typed option instead")
+            if name == "backend_type":
+                raise ValueError(
+                    "backend_type: edgedepth passes backend_path (onnxruntime-qnn's own HTP "
+                    "library) and the QNN EP refuses both together; to use another QNN build, "
+                    "set backend_path to its QnnHtp library"
+                )
+            if name not in KNOWN_QNN_OPTIONS:
+                raise ValueError(
+                    f"{name}: not a QNN EP option (the EP would silently ignore it); known: "
+                    f"{', '.join(sorted(KNOWN_QNN_OPTIONS - _TYPED_QNN_OPTIONS))}"
+                )
+        return provider_options
+
+    @property
+    def target(self) -> tuple[int, int]:
+        """(soc_model, htp_arch) for the emulator and offline compiles."""
+        soc, arch = QNN_PRESETS[self.device or DEFAULT_PRESET]
+        return (self.soc_model or soc, self.htp_arch or arch)
+
+    @property
+    def names_a_chip(self) -> bool:
+        """True when the config names a chip (preset or numbers) rather than taking the default."""
+        return self.device is not None or self.soc_model is not None or self.htp_arch is not None
+
+    def provider_option_strings(
+        self, on_npu: bool = False, offline: bool = False
+    ) -> dict[str, str]:
+        """The QNN EP options. ``on_npu`` (a real NPU, not the emulator) leaves the chip to the
+        driver unless ``offline`` (compiling a context binary for another device)."""
+        options = {
+            # An absolute path: older onnxruntime-qnn builds cannot find QnnHtp.dll by the
+            # relative name backend_type=htp uses on Windows.
+            "backend_path": htp_backend_path(),
+            "htp_performance_mode": self.performance_mode,
+        }
+        if offline or not on_npu:
+            soc, arch = self.target
+            options.update({"soc_model": str(soc), "htp_arch": str(arch)})
+        if self.precision == "fp16":
+            options["enable_htp_fp16_precision"] = "1"
+        options.update({k: str(v) for k, v in self.provider_options.items()})
+        return options
+
+    def context_tag(self, target: QnnTarget | None = None) -> str:
+        """What a compiled context binary depends on (part of its file name): the emulated chip,
+        or on a real NPU the chip recognised from its description."""
+        if target is not None and target.npu:
+            return f"qnn-npu-{target.preset or 'auto'}-{self.precision}"
+        soc, arch = self.target
+        return f"qnn-soc{soc}-v{arch}-{self.precision}"
+
+
+# --- the onnxruntime-qnn package -----------------------------------------------------------------
+
+
+def qnn_package() -> Any:
+    """``onnxruntime_qnn``, or a one-line error saying how to get it (and why an emulated Python
+    cannot)."""
+    try:
+        import onnxruntime_qnn
+    except ImportError:
+        from edgedepth.host import host_info
+
+        note = host_info().note
+        raise EdgedepthError(
+            "runtime qnn needs the QNN execution provider: pip install 'edgedepth[qnn]' "
+            "(onnxruntime-qnn)" + (f"; {note}" if note else "")
+        ) from None
+    return onnxruntime_qnn
+
+
+def htp_backend_path() -> str:
+    """Absolute path of the HTP backend library shipped in onnxruntime-qnn (QnnHtp.dll on
+    Windows, libQnnHtp.so on Linux), as Qualcomm's own samples pass it."""
+    package = qnn_package()
+    if hasattr(package, "get_qnn_htp_path"):
+        return str(package.get_qnn_htp_path())
+    name = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
+    return str(Path(package.get_library_path()).parent / name)
+
+
+def qnn_versions() -> tuple[str | None, str | None]:
+    """(onnxruntime-qnn version, QNN/QAIRT SDK version it bundles); None where unknown."""
+    try:
+        import onnxruntime_qnn
+    except ImportError:
+        return None, None
+    info = getattr(onnxruntime_qnn, "build_and_package_info", None)
+    package = getattr(onnxruntime_qnn, "__version__", None) or getattr(info, "__version__", None)
+    qnn = getattr(info, "qnn_version", None) or QNN_VERSION_BY_PACKAGE.get(package or "")
+    return package, qnn
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'v2.51.0.260929181845' → (2, 51, 0): major, minor, patch (the build stamp dropped)."""
+    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", version.strip())
+    if not match:
+        raise ValueError(f"not a version: {version!r}")
+    return tuple(int(part or 0) for part in match.groups())
+
+
+# --- QNN EP registration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QnnTarget:
+    """Where QNN runs in this process: a real NPU, or Qualcomm's HTP emulator on the CPU."""
+
+    ep_device: Any
+    npu: bool
+    #: The device's own description (Windows: its friendly name), or what the emulator is.
+    description: str
+    #: The :data:`QNN_PRESETS` name recognised from the description, if any.
+    preset: str | None
+    vendor: str
+    metadata: dict[str, str]
+
+
+_registration_lock = threading.Lock()
+_qnn_target: QnnTarget | None = None
+_emulator_announced = False
+
+
+def preset_for_description(description: str) -> str | None:
+    """The preset a device description names ('Snapdragon(R) X Elite - X1E78100 - …')."""
+    text = re.sub(r"[^a-z0-9]+", " ", description.lower())
+    return next((preset for words, preset in PRESET_BY_DESCRIPTION if words in text), None)
+
+
+def qnn_target() -> QnnTarget:
+    """The QNN EP's device (registering the plugin library once per process)."""
+    global _qnn_target
+    with _registration_lock:
+        if _qnn_target is not None:
+            return _qnn_target
+        package = qnn_package()
+        name = package.get_ep_name()
+        if sys.platform == "win32":
+            # fastRPC finds the HTP skel libraries only through ADSP_LIBRARY_PATH, not beside
+            # QnnHtp.dll: without it the NPU falls back to a slower user-driver path.
+            folder = str(Path(package.get_library_path()).parent)
+            paths = os.environ.get("ADSP_LIBRARY_PATH", "")
+            if folder not in paths.split(";"):
+                os.environ["ADSP_LIBRARY_PATH"] = ";".join(p for p in (folder, paths) if p)
+        if not any(device.ep_name == name for device in ort.get_ep_devices()):
+            try:
+                ort.register_execution_provider_library(name, package.get_library_path())
+            except Exception as exc:
+                raise EdgedepthError(f"cannot load the QNN execution provider: {exc}") from None
+        kinds = ort.OrtHardwareDeviceType
+        devices = [device for device in ort.get_ep_devices() if device.ep_name == name]
+        # A real NPU, else the HTP emulator the Linux x86-64 wheel offers (a CPU device); a
+        # GPU device belongs to QNN's GPU backend, not the HTP.
+        usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
+        if not usable:
+            from edgedepth.host import host_info
+
+            others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
+            note = host_info().note
+            raise EdgedepthError(
+                "the QNN execution provider found no Qualcomm NPU on this machine"
+                + (f" (only: {others})" if others else "")
+                + (f": {note}" if note else "")
+            )
+        usable.sort(key=lambda d: d.device.type != kinds.NPU)
+        device = usable[0]
+        npu = device.device.type == ort.OrtHardwareDeviceType.NPU
+        metadata = {str(k): str(v) for k, v in dict(device.device.metadata).items()}
+        description = metadata.get("Description", "")
+        if not npu:
+            description = f"HTP emulator on the CPU ({platform.machine()}, {device.device.vendor})"
+        _qnn_target = QnnTarget(
+            ep_device=device,
+            npu=npu,
+            description=description or "Qualcomm NPU",
+            preset=preset_for_description(description) if npu else None,
+            vendor=device.device.vendor,
+            metadata=metadata,
+        )
+        return _qnn_target
+
+
+def qnn_ep_device() -> Any:
+    """The QNN EP's ``OrtEpDevice``."""
+    return qnn_target().ep_device
+
+
+def qnn_has_npu() -> bool:
+    """True when the QNN EP is installed and reports an NPU (a Snapdragon device)."""
+    try:
+        return qnn_target().npu
+    except EdgedepthError:
+        return False
+
+
+def no_npu_reason() -> str:
+    """Why runtime auto/qnn finds no NPU here, in a few words."""
+    from edgedepth.host import host_info
+
+    host = host_info()
+    if host.note:
+        return host.note
+    try:
+        import onnxruntime_qnn  # noqa: F401
+    except ImportError:
+        return "onnxruntime-qnn is not installed (pip install 'edgedepth[qnn]')"
+    try:
+        target = qnn_target()
+    except EdgedepthError as exc:
+        return str(exc)
+    if target.npu:
+        return "an NPU is present"
+    return f"the QNN EP offers only its {target.description}"
+
+
+def announce_emulator(target: QnnTarget) -> None:
+    """Say once per process, loudly, that QNN runs on the emulator (minutes, not milliseconds)."""
+    global _emulator_announced
+    if target.npu or _emulator_announced:
+        return
+    _emulator_announced = True
+    from edgedepth.host import host_info
+
+    note = host_info().note
+    log.warning(
+        "qnn: NO NPU on this machine: running Qualcomm's %s, about 30 s per ViT-S frame. "
+        "It checks that the model compiles and what it computes, not how fast the NPU is.%s",
+        target.description,
+        f" ({note})" if note else "",
+    )
+
+
+# --- context binaries ----------------------------------------------------------------------------
+
+_SDK_VERSION_ATTRIBUTE = re.compile(rb"ep_sdk_version\x22([\x00-\x7f])")
+_SDK_VERSION_STAMP = re.compile(rb"v(\d+\.\d+\.\d+)\.\d{6,}")
+
+
+def context_sdk_version(model_path: Path) -> str | None:
+    """The QNN SDK version an EPContext model's binary was built with: the EPContext node's
+    ``ep_sdk_version`` attribute, else the stamp in the context binary's header."""
+    with (
+        open(model_path, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+    ):
+        match = _SDK_VERSION_ATTRIBUTE.search(data)
+        if match:  # AttributeProto field 4 (s): a length byte, then the version string
+            length = match.group(1)[0]
+            return bytes(data[match.end() : match.end() + length]).decode("ascii", "replace")
+    for binary in sorted(model_path.parent.glob("*.bin")):
+        with open(binary, "rb") as handle:
+            stamp = _SDK_VERSION_STAMP.search(handle.read(1 << 20))
+        if stamp:
+            return stamp.group(0).decode("ascii")
+    return None
+
+
+def check_context_version(model_path: Path) -> None:
+    """A one-line error when the context binary comes from a newer QNN than the local one
+    (QNN loads binaries from the same or older SDKs only)."""
+    built_with = context_sdk_version(model_path)
+    package, local = qnn_versions()
+    if not built_with or not local:
+        return
+    if version_tuple(built_with)[:3] > version_tuple(local)[:3]:
+        raise EdgedepthError(
+            f"{model_path}: context binary built with QNN {_dotted(built_with)}, newer than "
+            f"QNN {local} in onnxruntime-qnn {package} (QNN loads binaries from the same or an "
+            f"older SDK only): compile it again with --qairt_version {local_qairt_version()} "
+            "(edgedepth deploy compile --aihub does) or --local, or upgrade onnxruntime-qnn"
+        )
+
+
+def _dotted(version: str) -> str:
+    return ".".join(str(part) for part in version_tuple(version))
+
+
+def local_qairt_version() -> str | None:
+    """'2.51': the QAIRT major.minor that AI Hub should compile for to load here."""
+    _, local = qnn_versions()
+    return ".".join(str(part) for part in version_tuple(local)[:2]) if local else None
