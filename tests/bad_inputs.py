@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
-import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -221,7 +221,7 @@ CASES: list[Case] = [
         "runtime": {"cache_dir": str(f / "cache")}}, command="check"), 1,
         ("depth_anything_v2_metric_vkitti_vits.pth", "cannot be downloaded")),
     Case("random bytes as .pth", checkpoint_case(
-        lambda f: (f / "r.pth").write_bytes(os.urandom(4096)) and f / "r.pth"), 1,
+        lambda f: (f / "r.pth").write_bytes(random.Random(0).randbytes(4096)) and f / "r.pth"), 1,
         ("r.pth", "not a PyTorch checkpoint"), needs_torch=True),
     Case("pickle with code", checkpoint_case(evil_pickle), 1, ("refused", "evil.pth"),
          needs_torch=True),

@@ -5,6 +5,7 @@ import functools
 import inspect
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,11 @@ TESTS = Path(__file__).parent
 # The `edgedepth` subprocesses cache their bytecode, as on any install: a sandbox's
 # PYTHONDONTWRITEBYTECODE would have each of them compile edgedepth's modules again.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# A test run started in the background by a script (`pytest &`) ignores SIGINT, and an ignored
+# signal stays ignored in every child: the Ctrl-C tests would send SIGINT to processes that
+# cannot receive it. With a handler here, children start with the default disposition.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 SLEEPY = str(TESTS / "plugins" / "sleepy.py")
 
 #: Markers applied from what a test imports (the Windows-on-Arm64 CI runs the rest: it has
@@ -127,7 +133,6 @@ def run_edgedepth(
 def killed_run(config: Path, frames_dir: Path, frames: int) -> int:
     """Start ``edgedepth run --config config`` and SIGKILL it once ``frames_dir`` holds
     ``frames`` .npy files (a crash mid-recording); returns how many it wrote."""
-    import signal
     import time
 
     process = subprocess.Popen([sys.executable, "-m", "edgedepth", "run", "--config", str(config)])

@@ -368,6 +368,18 @@ def test_truncated_checkpoint(tmp_path, write_config):
     assert_one_line_error(result, str(path), "truncated")
 
 
+def test_random_bytes_are_never_read_as_a_checkpoint(tmp_path):
+    """torch's unpickler fails on other bytes in several ways (IndexError, UnicodeDecodeError,
+    UnpicklingError, …): each is the same one-line CheckpointError naming the file."""
+    import random
+
+    path = tmp_path / "r.pth"
+    for seed in range(120):
+        path.write_bytes(random.Random(seed).randbytes(4096))
+        with pytest.raises(ckpt.CheckpointError, match=r"r\.pth.*not a PyTorch checkpoint"):
+            ckpt.read_checkpoint(path)
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch PWNED",))

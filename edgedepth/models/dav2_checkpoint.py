@@ -130,8 +130,10 @@ def _load_tensors(path: Path) -> StateDict:
         raise CheckpointError(
             f"cannot read {path}: not a PyTorch checkpoint (damaged, or another kind of file)"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch's unpickler on other bytes: IndexError, ValueError, …
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (RuntimeError, EOFError, OSError, ValueError)):
+            first_line = f"{type(exc).__name__}: {first_line}"
         raise CheckpointError(
             f"cannot read {path}: truncated or not a PyTorch checkpoint ({first_line})"
         ) from None
