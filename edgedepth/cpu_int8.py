@@ -52,7 +52,7 @@ def int8_model(float_model: Path, folder: Path) -> Path:
     except ImportError:
         raise EdgedepthError(
             "precision int8 quantises the model with onnxruntime's tools, which need the onnx "
-            "package: pip install onnx"
+            "package: pip install 'edgedepth[int8]'"
         ) from None
     log.info("backend: quantising %s to int8 (once; kept as %s)", float_model, target)
     folder.mkdir(parents=True, exist_ok=True)

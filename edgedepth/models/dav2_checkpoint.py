@@ -25,6 +25,7 @@ import math
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,8 +100,10 @@ def _is_pickle(path: Path) -> bool:
                 data = archive.read(names[0]) if names else b""
         else:
             data = path.read_bytes()
-        for _ in pickletools.genops(data):
-            pass
+        with warnings.catch_warnings():  # its decoding of random bytes warns on escapes
+            warnings.simplefilter("ignore")
+            for _ in pickletools.genops(data):
+                pass
     except (ValueError, EOFError, zipfile.BadZipFile, OSError, IndexError):
         return False
     return bool(data)
