@@ -17,9 +17,8 @@ import numpy as np
 from edgedepth.config import LoadedConfig, default_cache_dir
 from edgedepth.depth_graph import MANIFEST_NAME, image_tensor, read_manifest
 from edgedepth.errors import EdgedepthError
-from edgedepth.pipeline import PipelineFront, build_context, open_front
+from edgedepth.pipeline import PipelineFront, open_front
 from edgedepth.registry import PipelineSpec, Registry, resolve_config
-from edgedepth.stages import BuildContext
 
 log = logging.getLogger("edgedepth")
 
@@ -38,9 +37,6 @@ class DeployTarget:
     cache_dir: Path
     #: (height, width) of the source's frames (the input size when --input-size was given).
     frame_size: tuple[int, int]
-
-    def context(self) -> BuildContext:
-        return BuildContext(self.loaded.path, "file", self.cache_dir, input_size=self.input_size)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -89,7 +85,7 @@ def deploy_target(
 
 def _open_front(loaded: LoadedConfig, spec: PipelineSpec) -> PipelineFront:
     try:
-        return open_front(loaded, spec.source, spec.resize, build_context(loaded))
+        return open_front(loaded, spec)
     except EdgedepthError as exc:
         raise EdgedepthError(
             f"{exc} (deploy reads the frame size and sample frames from the source; give "

@@ -54,13 +54,19 @@ def _writable_folder(folder: Path) -> None:
         raise ValueError(f"folder is not writable: {existing}")
 
 
+def check_output_file(path: Path) -> None:
+    """A file about to be written: its folder exists and is writable, and it is not a folder.
+    Raises ValueError saying which."""
+    if not path.parent.is_dir():
+        raise ValueError(f"parent directory does not exist: {path.parent}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name")
+    _writable_folder(path.parent)
+
+
 def _output_path(value: Path, info: ValidationInfo) -> Path:
     value = _resolve(value, info)
-    if not value.parent.is_dir():
-        raise ValueError(f"parent directory does not exist: {value.parent}")
-    if value.is_dir():
-        raise ValueError(f"{value} is a folder; give a file name")
-    _writable_folder(value.parent)
+    check_output_file(value)
     return value
 
 
@@ -303,26 +309,27 @@ def validate(
         # A typo'd key usually also makes a required key "missing": report the typo first,
         # and not the missing key it stands for.
         errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
-        described = [(error, _describe_error(model, error, data)) for error in errors]
         meant = {
             (*error["loc"][:-1], suggestion)
-            for error, message in described
-            if (suggestion := _suggestion(message)) is not None
+            for error in errors
+            if (suggestion := _suggested_key(model, error)) is not None
         }
         problems = [
-            f"{format_location([*prefix, *error['loc']]) or '(top level)'}: {message}"
-            for error, message in described
+            f"{format_location([*prefix, *error['loc']]) or '(top level)'}: "
+            f"{_describe_error(model, error, data)}"
+            for error in errors
             if not (error["type"] == "missing" and tuple(error["loc"]) in meant)
         ]
         raise ConfigError(f"{label}: " + " — also ".join(problems)) from None
 
 
-def _suggestion(message: str) -> str | None:
-    """The key a "did you mean" message suggests."""
-    marker = "did you mean '"
-    if marker not in message:
+def _suggested_key(model: type[BaseModel], error: Any) -> str | None:
+    """For an unknown key, the known key it is probably a typo of."""
+    if error["type"] != "extra_forbidden":
         return None
-    return message.split(marker, 1)[1].split("'", 1)[0]
+    known = _field_names_at(model, error["loc"][:-1])
+    suggestion = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+    return suggestion[0] if suggestion else None
 
 
 def _describe_error(model: type[BaseModel], error: Any, data: Any) -> str:
@@ -330,8 +337,8 @@ def _describe_error(model: type[BaseModel], error: Any, data: Any) -> str:
     loc = error["loc"]
     if kind == "extra_forbidden":
         known = _field_names_at(model, loc[:-1])
-        suggestion = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
+        suggestion = _suggested_key(model, error)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
         return f"unknown key{hint} (known keys: {', '.join(known) or 'none'})"
     if kind == "missing":
         return "required key is missing"

@@ -7,13 +7,12 @@ for both ``edgedepth run`` and the deploy tool; :meth:`Pipeline.run` streams it 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgedepth.config import LoadedConfig, RuntimeConfig, default_cache_dir
 from edgedepth.errors import EdgedepthError, PluginError
-from edgedepth.registry import KINDS, Registry, StageSpec, resolve_config
+from edgedepth.registry import KINDS, PipelineSpec, Registry, StageSpec, resolve_config
 from edgedepth.run import PipelineRun, RunResult, Stage
 from edgedepth.stages import BuildContext, Sink
 
@@ -49,18 +48,18 @@ class PipelineFront:
             stage.close_quietly()
 
 
-def open_front(
-    loaded: LoadedConfig, source: StageSpec, resize: StageSpec, context: BuildContext
-) -> PipelineFront:
-    """Build the source, then the resize policy, and fill in ``context.source``, ``.mode`` and
-    ``.input_size``. Closes the source if the resize policy cannot be built."""
-    source_stage = build_stage(source, context, loaded.label)
+def open_front(loaded: LoadedConfig, spec: PipelineSpec) -> PipelineFront:
+    """Build the source, then the resize policy, in a new :func:`build_context` with
+    ``context.source``, ``.mode`` and ``.input_size`` filled in. Closes the source if the resize
+    policy cannot be built."""
+    context = build_context(loaded)
+    source_stage = build_stage(spec.source, context, loaded.label)
     try:
         info = source_stage.obj.info
         context.source = info
         requested = loaded.config.runtime.mode
         context.mode = ("live" if info.live else "file") if requested == "auto" else requested
-        resize_stage = build_stage(resize, context, loaded.label)
+        resize_stage = build_stage(spec.resize, context, loaded.label)
         context.input_size = tuple(resize_stage.obj.input_size(info.height, info.width))  # type: ignore[assignment]
     except BaseException:
         source_stage.close_quietly()
@@ -75,7 +74,6 @@ def build_context(loaded: LoadedConfig) -> BuildContext:
         config_path=loaded.path,
         mode="file",
         cache_dir=loaded.config.runtime.cache_dir or default_cache_dir(),
-        stop_requested=threading.Event(),
     )
 
 
@@ -84,9 +82,9 @@ def check_config(loaded: LoadedConfig, registry: Registry) -> str:
     closed (a missing camera, video or image folder fails here), the input size computed, and
     each stage's own ``check`` (registered with it) run. Returns a one-line summary."""
     spec = resolve_config(loaded, registry)
-    context = build_context(loaded)
-    front = open_front(loaded, spec.source, spec.resize, context)
+    front = open_front(loaded, spec)
     front.close()
+    context = front.context
     for item in [spec.backend, *spec.postprocessors, *spec.sinks]:
         check = item.registration.check
         if check is None:
@@ -141,8 +139,8 @@ class Pipeline:
         (name → sink object) run after the config's own sinks, e.g. a scorer. Closes what was
         built if a later stage fails to start."""
         spec = resolve_config(loaded, registry)
-        context = build_context(loaded)
-        front = open_front(loaded, spec.source, spec.resize, context)
+        front = open_front(loaded, spec)
+        context = front.context
         built: list[Stage] = []
         try:
             backend = build_stage(spec.backend, context, loaded.label)

@@ -183,13 +183,13 @@ class PipelineRun:
     def run(self) -> RunResult:
         p = self.pipeline
         workers = [
-            self._thread("capture", CAPTURE, self._capture, self.to_preprocess),
+            self._thread("capture", CAPTURE, self._capture, [self.to_preprocess], p.source),
             self._worker("preprocess", PREPROCESS, self.to_preprocess, self._preprocess),
             self._worker("backend", BACKEND, self.to_backend, self._infer),
             self._worker("postprocess", POSTPROCESS, self.to_postprocess, self._postprocess),
         ]
         sink_threads = [
-            self._thread(f"sink-{i}", SINK, self._sink_loop(sink, queue), None, sink, queue)
+            self._thread(f"sink-{i}", SINK, self._sink_loop(sink, queue), [], sink, queue)
             for i, (sink, queue) in enumerate(zip(p.sinks, self.to_sinks, strict=True))
         ]
         unfinished: list[str] = []
@@ -210,11 +210,12 @@ class PipelineRun:
         finally:
             self.progress.close()
             busy = {t.name for t in workers if t.is_alive()}
-            # Closing a stage while its thread is still inside it would free what it uses.
-            stage_threads = [(p.resize, "preprocess"), (p.backend, "backend")]
-            stage_threads += [(stage, "postprocess") for stage in p.postprocessors]
-            for stage, thread_name in stage_threads:
-                if thread_name not in busy:
+            # Closing a stage while a thread is still inside it would free what it uses (the
+            # resize policy is also called by postprocess, to restore the output's size).
+            users = [(p.resize, {"preprocess", "postprocess"}), (p.backend, {"backend"})]
+            users += [(stage, {"postprocess"}) for stage in p.postprocessors]
+            for stage, thread_names in users:
+                if not thread_names & busy:
                     self._close(stage)
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self.upstream, *self.to_sinks] if q.dropped
@@ -307,7 +308,7 @@ class PipelineRun:
         name: str,
         position: int,
         body: Callable[[], None],
-        outbox: StageQueue[Frame] | None,
+        outboxes: list[StageQueue[Frame]],
         stage: Stage | None = None,
         inbox: StageQueue[Frame] | None = None,
     ) -> threading.Thread:
@@ -316,10 +317,6 @@ class PipelineRun:
         (so later stages drain) and its stage, if it owns one, is closed."""
 
         def guarded() -> None:
-            if position == POSTPROCESS:
-                outboxes = self.to_sinks
-            else:
-                outboxes = [] if outbox is None else [outbox]
             try:
                 body()
             except Closed:
@@ -356,8 +353,7 @@ class PipelineRun:
                 for queue in outboxes:
                     queue.put(frame)
 
-        outbox = None if position == POSTPROCESS else self.upstream[position]
-        return self._thread(name, position, loop, outbox)
+        return self._thread(name, position, loop, outboxes)
 
     def _sink_loop(self, sink: Stage, inbox: StageQueue[Frame]) -> Callable[[], None]:
         def loop() -> None:
@@ -412,30 +408,27 @@ class PipelineRun:
         media_start = 0.0
         frames = iter(source.obj.frames())
         count = 0
-        try:
-            while max_frames is None or count < max_frames:
-                start = time.perf_counter()
-                try:
-                    frame = next(frames)
-                except StopIteration:
+        while max_frames is None or count < max_frames:
+            start = time.perf_counter()
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except (StopPipeline, Closed):
+                raise
+            except Exception as exc:
+                raise StageFailed(source, exc, count) from exc
+            self.stats.record("capture", time.perf_counter() - start)
+            if pace:
+                if clock_start is None:
+                    clock_start, media_start = time.perf_counter(), frame.timestamp
+                delay = clock_start + (frame.timestamp - media_start) - time.perf_counter()
+                if delay > 0 and self.context.stop_requested.wait(delay):
                     break
-                except (StopPipeline, Closed):
-                    raise
-                except Exception as exc:
-                    raise StageFailed(source, exc, count) from exc
-                self.stats.record("capture", time.perf_counter() - start)
-                if pace:
-                    if clock_start is None:
-                        clock_start, media_start = time.perf_counter(), frame.timestamp
-                    delay = clock_start + (frame.timestamp - media_start) - time.perf_counter()
-                    if delay > 0 and self.context.stop_requested.wait(delay):
-                        break
-                    frame.captured_at = time.perf_counter()
-                count += 1
-                self.stats.frame_captured()
-                self.to_preprocess.put(frame)
-        finally:
-            self._close(source, CAPTURE)
+                frame.captured_at = time.perf_counter()
+            count += 1
+            self.stats.frame_captured()
+            self.to_preprocess.put(frame)
 
     def _preprocess(self, frame: Frame) -> Frame:
         resize = self.pipeline.resize

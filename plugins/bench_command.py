@@ -5,7 +5,6 @@ latency, drops and peak memory side by side. ``--plot`` draws per-stage latency 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import numpy as np
 
 import edgedepth
 from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
-from edgedepth.config import output_fields
+from edgedepth.config import check_output_file, output_fields
 from edgedepth.errors import EdgedepthError
 from edgedepth.registry import resolve_config
 
@@ -65,14 +64,11 @@ def bench_config(
 
 
 def check_writable(path: Path, option: str) -> None:
-    """A file about to be written: its folder must exist and be writable."""
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise EdgedepthError(f"{option} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise EdgedepthError(f"{option} {path}: folder {folder} is not writable")
-    if path.is_dir():
-        raise EdgedepthError(f"{option} {path}: is a folder; give a file name")
+    """A file about to be written, checked as a config's output path is."""
+    try:
+        check_output_file(path.resolve())
+    except ValueError as exc:
+        raise EdgedepthError(f"{option} {path}: {exc}") from None
 
 
 def format_comparison(results: dict[str, dict[str, Any]]) -> str:
