@@ -127,6 +127,13 @@ def _text_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -
     return int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 1
 
 
+@functools.cache
+def _label_width(size: int, kind: DepthKind | None) -> int:
+    """Width of the colour bar's widest label at font ``size``."""
+    font = label_font(size)
+    return max(_text_width(text, font) for text in ["-000.00", *unit_label(kind).split()])
+
+
 def unit_label(kind: DepthKind | None) -> str:
     return {
         DepthKind.METRIC_METERS: "m",
@@ -146,7 +153,7 @@ def colour_bar(
     unit_words = unit_label(kind).split()
     bar_width = max(18, round(size * 1.4))
     text_x = bar_width + 6 + size // 2
-    text_width = max(_text_width(text, font) for text in ["-000.00", *unit_words])
+    text_width = _label_width(size, kind)
     total_width = max(90, text_x + text_width + size // 2)
     ramp = np.linspace(1.0, 0.0, height)  # nearness, top = near
     table = colormap(name)
@@ -203,7 +210,13 @@ def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
     Unchanged without lines."""
     if not lines:
         return picture
-    height, width = picture.shape[:2]
+    band = _caption_band(*picture.shape[:3], tuple(lines))
+    return np.concatenate([picture, band], axis=0)
+
+
+@functools.lru_cache(maxsize=8)
+def _caption_band(height: int, width: int, channels: int, lines: tuple[str, ...]) -> np.ndarray:
+    """The band :func:`caption` adds (drawn once per picture size: the lines are a run's)."""
     size = max(10, round(height / 28))
     font = label_font(size)
     line_height = round(size * 1.35)
@@ -212,6 +225,6 @@ def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
     for i, line in enumerate(lines):
         draw.text((size // 2, size // 4 + i * line_height), line, fill=CAPTION_TEXT, font=font)
     rows = np.asarray(band)
-    if picture.shape[2] == 4:  # an RGBA depth picture: an opaque band
+    if channels == 4:  # an RGBA depth picture: an opaque band
         rows = np.dstack([rows, np.full(rows.shape[:2], 255, np.uint8)])
-    return np.concatenate([picture, rows], axis=0)
+    return rows

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from edgedepth.errors import EdgedepthError
+from edgedepth.errors import EdgedepthError, write_error
 from edgedepth.ros2 import TYPE_HASHES, FrameMessage, encode_cdr, schema_text
 
 Compression = Literal["zstd", "lz4", "none"]
@@ -135,7 +135,7 @@ class McapRecorder:
                 data=encode_cdr(message.type_name, message.fields),
             )
         except OSError as exc:
-            raise EdgedepthError(f"{self.path}: cannot write: {exc.strerror}") from None
+            raise write_error(self.path, exc) from None
         self.messages += 1
 
     def close(self) -> None:

@@ -34,7 +34,6 @@ segment file, ``run.mkv`` → ``run.part2.mkv`` …, each tagged with the record
 
 from __future__ import annotations
 
-import errno
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -45,7 +44,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from edgedepth.errors import EdgedepthError
+from edgedepth.errors import EdgedepthError, write_error
 from edgedepth.frame import DepthKind
 
 log = logging.getLogger("edgedepth")
@@ -95,15 +94,6 @@ def frame_rate(fps: float) -> Fraction:
         if abs(fps - float(ntsc)) < 0.006:
             return ntsc
     return Fraction(fps).limit_denominator(1001)
-
-
-def write_error(path: Path, exc: BaseException) -> EdgedepthError:
-    """A write failure as one line naming the file (and saying "disk full" when it is)."""
-    code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
-        return EdgedepthError(f"cannot write {path}: disk full")
-    reason = getattr(exc, "strerror", None) or str(exc)
-    return EdgedepthError(f"cannot write {path}: {reason}")
 
 
 class VideoWriter:
@@ -261,7 +251,6 @@ class DepthRecorder:
         self._kind: DepthKind | None = None
         #: (shape, timestamp) of invalid frames that came before the unit could be chosen.
         self._pending: list[tuple[tuple[int, ...], float]] = []
-        self._last_time = -1.0
 
     def _choose_unit(self, depth: np.ndarray, kind: DepthKind) -> None:
         self._kind = kind
@@ -334,14 +323,18 @@ class DepthRecorder:
                 self._kind = kind
                 return
             self._choose_unit(depth, kind)
-            for shape, pending_time in self._pending:
-                self._write_stored(np.zeros(shape, np.uint16), pending_time)
-            self._pending.clear()
+            self._write_pending()
         self._write_stored(self.encode(depth, kind), timestamp)
 
     def _can_choose_unit(self, depth: np.ndarray, kind: DepthKind) -> bool:
         relative = kind is not DepthKind.METRIC_METERS and self.relative_max is None
         return not relative or bool(np.isfinite(depth).any())
+
+    def _write_pending(self) -> None:
+        """The all-invalid frames held until a unit was chosen: stored as 0 (invalid)."""
+        for shape, pending_time in self._pending:
+            self._write_stored(np.zeros(shape, np.uint16), pending_time)
+        self._pending.clear()
 
     def _write_stored(self, stored: np.ndarray, timestamp: float) -> None:
         if self._writer is not None and stored.shape != self._writer.size:
@@ -364,9 +357,7 @@ class DepthRecorder:
     def close(self) -> None:
         if self._pending:  # every frame was invalid: any unit stores them
             self.unit, self.offset = 1.0 / (LARGEST - 1), 1
-            for shape, pending_time in self._pending:
-                self._write_stored(np.zeros(shape, np.uint16), pending_time)
-            self._pending.clear()
+            self._write_pending()
         if self._writer is not None:
             self._writer.close()
         if len(self.segments) > 1:
@@ -379,14 +370,14 @@ def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]
     recordings come back in metres, invalid pixels as NaN. A truncated file yields every
     complete frame."""
     path = Path(path)
-    metadata = _metadata(path)
-    if "DEPTH_SCALE" not in metadata:
-        raise EdgedepthError(f"{path}: not an edgedepth depth recording (no DEPTH_SCALE tag)")
-    scale = np.float32(float(metadata["DEPTH_SCALE"]))
-    offset = int(metadata.get("DEPTH_OFFSET", 0))
-    # Recordings from before DEPTH_INVALID stored 0 for no measurement too, as a value.
-    invalid = int(metadata["DEPTH_INVALID"]) if "DEPTH_INVALID" in metadata else None
-    with av.open(str(path)) as container:
+    with _open_recording(path) as container:
+        metadata = _metadata_of(container)
+        if "DEPTH_SCALE" not in metadata:
+            raise EdgedepthError(f"{path}: not an edgedepth depth recording (no DEPTH_SCALE tag)")
+        scale = np.float32(float(metadata["DEPTH_SCALE"]))
+        offset = int(metadata.get("DEPTH_OFFSET", 0))
+        # Recordings from before DEPTH_INVALID stored 0 for no measurement too, as a value.
+        invalid = int(metadata["DEPTH_INVALID"]) if "DEPTH_INVALID" in metadata else None
         try:
             for frame in container.decode(video=0):
                 stored = frame.to_ndarray(format="gray16le")
@@ -398,12 +389,20 @@ def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]
             return
 
 
-def _metadata(path: Path) -> dict[str, str]:
+def _open_recording(path: Path) -> av.container.InputContainer:
     try:
-        with av.open(str(path)) as container:
-            return {key.upper(): value for key, value in container.metadata.items()}
+        return av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise EdgedepthError(f"{path}: cannot open depth recording: {exc}") from None
+
+
+def _metadata_of(container: av.container.InputContainer) -> dict[str, str]:
+    return {key.upper(): value for key, value in container.metadata.items()}
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    with _open_recording(path) as container:
+        return _metadata_of(container)
 
 
 def recording_segments(path: str | Path) -> list[Path]:

@@ -35,10 +35,7 @@ from edgedepth.metrics import GEOMETRIES, LPCVC_INTRINSICS, Geometry, Intrinsics
 from edgedepth.pipeline import Pipeline
 from edgedepth.progress import steps
 from edgedepth.registry import Registry
-from edgedepth.scoring import DisparityConversion, Sample, Scorer, ScoreSettings
-
-#: Images drawn as figures when ``--out`` is given and ``--figures`` is not.
-DEFAULT_FIGURES = 4
+from edgedepth.scoring import DEFAULT_FIGURES, DisparityConversion, Sample, Scorer, ScoreSettings
 
 
 def score_files(

@@ -9,7 +9,6 @@ name and renamed, so an interrupted run or a full disk never leaves a half-writt
 
 from __future__ import annotations
 
-import errno
 import logging
 import string
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import field_validator
 
 import edgedepth
 from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, SinkOutput, StrictModel
+from edgedepth.errors import write_error
 
 log = logging.getLogger("edgedepth")
 
@@ -99,12 +99,8 @@ class NpySink:
                 np.save(file, depth)
         except OSError as exc:
             partial.unlink(missing_ok=True)
-            disk_full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", 0), errno.EFBIG) or (
-                "requested and" in str(exc)  # numpy's short write
-            )
-            reason = "disk full" if disk_full else (exc.strerror or str(exc))
             raise EdgedepthError(
-                f"cannot write {path}: {reason} ({self.written} frames written before)"
+                f"{write_error(path, exc)} ({self.written} frames written before)"
             ) from None
         partial.replace(path)
         self.written += 1
