@@ -43,22 +43,23 @@ class OrtRuntime:
         #: ``onnx-cpu`` or ``qnn`` once :meth:`resolve` has run (``auto`` may later fall back).
         self.name: str = requested
 
-    def resolve(self, model: Path | None = None, float_model: Path | None = None) -> str:
-        """Decide ``auto``: the NPU when there is one, else the CPU. ``model``: a ready model,
-        which may be a QNN context model; ``float_model``: the float model a deploy folder keeps
-        beside a context model (the CPU's fallback)."""
-        context_model = model is not None and is_context_model(model)
+    def resolve(self, context_model: Path | None = None, float_model: Path | None = None) -> str:
+        """Decide ``auto``: the NPU when there is one, else the CPU. ``context_model``: a ready
+        model that is a QNN context model; ``float_model``: the float model a deploy folder
+        keeps beside it (the CPU's fallback)."""
         runtime = self.requested
         if runtime == "auto":
             if qnn_has_npu():
                 runtime, why = "qnn", f"NPU: {qnn_target().description}"
-            elif context_model and float_model is None:
+            elif context_model is not None and float_model is None:
                 runtime, why = "qnn", "a QNN context model with no float model beside it"
             else:
                 runtime, why = "onnx-cpu", f"no NPU: {no_npu_reason()}"
             log.info("backend: runtime auto → %s (%s)", runtime, why)
-        if context_model and runtime != "qnn" and float_model is None:
-            raise EdgedepthError(f"{model} is a QNN context model: it needs runtime qnn")
+        if context_model is not None and runtime != "qnn" and float_model is None:
+            raise EdgedepthError(f"{context_model} is a QNN context model: it needs runtime qnn")
+        if runtime == "qnn" and self.precision == "int8":
+            log.info("backend: precision int8 is for the CPU; the HTP runs qnn.precision")
         self.name = runtime
         return runtime
 
@@ -76,8 +77,6 @@ class OrtRuntime:
         with ``free_dimensions`` fixing symbolic sizes (the HTP takes static shapes). Under
         ``auto``, the CPU on ``fallback`` when no QNN session can be built."""
         if self.name == "qnn":
-            if self.precision == "int8":
-                log.info("backend: precision int8 is for the CPU; the HTP runs qnn.precision")
             try:
                 return self._qnn_session(model_path, context_dir, size, free_dimensions)
             except EdgedepthError as failure:

@@ -58,11 +58,11 @@ def is_context_model(model_path: Path) -> bool:
 
 
 def _compile_progress(
-    source: Path, tag: str, free_dimensions: dict[str, int] | None
+    source: Path, loads_context: bool, tag: str, free_dimensions: dict[str, int] | None
 ) -> contextlib.AbstractContextManager[Any]:
     """A bar with an estimate while QNN compiles ``source`` (loading a context binary takes
     well under a second: no bar)."""
-    if is_context_model(source):
+    if loads_context:
         return contextlib.nullcontext()
     size = source.stat().st_size
     what = f"{source.name}:{size}:{free_dimensions or ''}:{tag}"
@@ -90,10 +90,12 @@ def qnn_session(
             "emulator and offline compiles only",
             target.description,
         )
+    checked = False  # the context binary's QNN version
     if context_path is not None and options.context_cache and context_path.exists():
         source, compile_to = context_path, None
         try:
             check_context_version(context_path)
+            checked = True
         except EdgedepthError as stale:  # a cache from a newer onnxruntime-qnn: rebuild it
             log.info("qnn: recompiling the cached context binary: %s", stale)
             source, compile_to = model_path, context_path
@@ -101,7 +103,8 @@ def qnn_session(
         source, compile_to = model_path, context_path
     else:
         source, compile_to = model_path, None
-    if compile_to is None and is_context_model(source):
+    loads_context = is_context_model(source)
+    if compile_to is None and loads_context and not checked:
         check_context_version(source)
     session_options = ort.SessionOptions()
     for name, value in (free_dimensions or {}).items():
@@ -121,7 +124,7 @@ def qnn_session(
     )
     started = time.perf_counter()
     try:
-        with _compile_progress(source, options.context_tag(target), free_dimensions):
+        with _compile_progress(source, loads_context, options.context_tag(target), free_dimensions):
             session = ort.InferenceSession(str(source), sess_options=session_options)
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -130,7 +133,7 @@ def qnn_session(
             f"{message}"
         ) from None
     seconds = time.perf_counter() - started
-    if compile_to is None and is_context_model(source):
+    if compile_to is None and loads_context:
         log.info("qnn: loaded context binary %s in %.1f s", source, seconds)
     elif compile_to is not None:
         log.info("qnn: compiled in %.1f s, context binary written to %s", seconds, compile_to)

@@ -247,12 +247,12 @@ class QnnTarget:
     description: str
     #: The :data:`QNN_PRESETS` name recognised from the description, if any.
     preset: str | None
-    vendor: str
-    metadata: dict[str, str]
 
 
 _registration_lock = threading.Lock()
 _qnn_target: QnnTarget | None = None
+#: Why there is none (kept: every later call in the process gets the same answer, unprobed).
+_qnn_error: EdgedepthError | None = None
 _emulator_announced = False
 
 
@@ -263,61 +263,65 @@ def preset_for_description(description: str) -> str | None:
 
 
 def qnn_target() -> QnnTarget:
-    """The QNN EP's device (registering the plugin library once per process)."""
-    global _qnn_target
+    """The QNN EP's device (registering the plugin library once per process); the same
+    EdgedepthError on every call when there is none."""
+    global _qnn_target, _qnn_error
     with _registration_lock:
-        if _qnn_target is not None:
-            return _qnn_target
-        package = qnn_package()
-        name = package.get_ep_name()
-        if sys.platform == "win32":
-            # fastRPC finds the HTP skel libraries only through ADSP_LIBRARY_PATH, not beside
-            # QnnHtp.dll: without it the NPU falls back to a slower user-driver path.
-            folder = str(Path(package.get_library_path()).parent)
-            paths = os.environ.get("ADSP_LIBRARY_PATH", "")
-            if folder not in paths.split(";"):
-                os.environ["ADSP_LIBRARY_PATH"] = ";".join(p for p in (folder, paths) if p)
-        if not any(device.ep_name == name for device in ort.get_ep_devices()):
+        if _qnn_target is None and _qnn_error is None:
             try:
-                ort.register_execution_provider_library(name, package.get_library_path())
-            except Exception as exc:
-                raise EdgedepthError(f"cannot load the QNN execution provider: {exc}") from None
-        kinds = ort.OrtHardwareDeviceType
-        devices = [device for device in ort.get_ep_devices() if device.ep_name == name]
-        # A real NPU, else the HTP emulator the Linux x86-64 wheel offers (a CPU device); a
-        # GPU device belongs to QNN's GPU backend, not the HTP.
-        usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
-        if not usable:
-            from edgedepth.host import host_info
-
-            others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
-            note = host_info().note
-            raise EdgedepthError(
-                "the QNN execution provider found no Qualcomm NPU on this machine"
-                + (f" (only: {others})" if others else "")
-                + (f": {note}" if note else "")
-            )
-        usable.sort(key=lambda d: d.device.type != kinds.NPU)
-        device = usable[0]
-        npu = device.device.type == ort.OrtHardwareDeviceType.NPU
-        metadata = {str(k): str(v) for k, v in dict(device.device.metadata).items()}
-        description = metadata.get("Description", "")
-        if not npu:
-            description = f"HTP emulator on the CPU ({platform.machine()}, {device.device.vendor})"
-        _qnn_target = QnnTarget(
-            ep_device=device,
-            npu=npu,
-            description=description or "Qualcomm NPU",
-            preset=preset_for_description(description) if npu else None,
-            vendor=device.device.vendor,
-            metadata=metadata,
-        )
+                _qnn_target = _find_qnn_target()
+            except EdgedepthError as exc:
+                _qnn_error = exc
+        if _qnn_error is not None:
+            raise type(_qnn_error)(*_qnn_error.args) from None
+        assert _qnn_target is not None
         return _qnn_target
 
 
-def qnn_ep_device() -> Any:
-    """The QNN EP's ``OrtEpDevice``."""
-    return qnn_target().ep_device
+def _find_qnn_target() -> QnnTarget:
+    """Register the EP's library if needed and pick its NPU, else its HTP emulator."""
+    package = qnn_package()
+    name = package.get_ep_name()
+    if sys.platform == "win32":
+        # fastRPC finds the HTP skel libraries only through ADSP_LIBRARY_PATH, not beside
+        # QnnHtp.dll: without it the NPU falls back to a slower user-driver path.
+        folder = str(Path(package.get_library_path()).parent)
+        paths = os.environ.get("ADSP_LIBRARY_PATH", "")
+        if folder not in paths.split(";"):
+            os.environ["ADSP_LIBRARY_PATH"] = ";".join(p for p in (folder, paths) if p)
+    if not any(device.ep_name == name for device in ort.get_ep_devices()):
+        try:
+            ort.register_execution_provider_library(name, package.get_library_path())
+        except Exception as exc:
+            raise EdgedepthError(f"cannot load the QNN execution provider: {exc}") from None
+    kinds = ort.OrtHardwareDeviceType
+    devices = [device for device in ort.get_ep_devices() if device.ep_name == name]
+    # A real NPU, else the HTP emulator the Linux x86-64 wheel offers (a CPU device); a
+    # GPU device belongs to QNN's GPU backend, not the HTP.
+    usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
+    if not usable:
+        from edgedepth.host import host_info
+
+        others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
+        note = host_info().note
+        raise EdgedepthError(
+            "the QNN execution provider found no Qualcomm NPU on this machine"
+            + (f" (only: {others})" if others else "")
+            + (f": {note}" if note else "")
+        )
+    usable.sort(key=lambda d: d.device.type != kinds.NPU)
+    device = usable[0]
+    npu = device.device.type == ort.OrtHardwareDeviceType.NPU
+    metadata = {str(k): str(v) for k, v in dict(device.device.metadata).items()}
+    description = metadata.get("Description", "")
+    if not npu:
+        description = f"HTP emulator on the CPU ({platform.machine()}, {device.device.vendor})"
+    return QnnTarget(
+        ep_device=device,
+        npu=npu,
+        description=description or "Qualcomm NPU",
+        preset=preset_for_description(description) if npu else None,
+    )
 
 
 def qnn_has_npu() -> bool:

@@ -153,17 +153,11 @@ class DAv2Backend:
         self.normalize_in_graph = manifest.get("graph", {}).get(
             "normalize", self.options.graph.normalize
         )
-        self.depth_kind = DepthKind(
-            manifest.get("depth_kind")
-            or (DepthKind.METRIC_METERS if self.kind == "metric" else DepthKind.RELATIVE_DISPARITY)
-        )
-        value_range = (manifest.get("outputs") or [{}])[0].get("range")
-        if self.depth_kind is DepthKind.METRIC_METERS and isinstance(value_range, list):
-            self.depth_range = (float(value_range[0]), float(value_range[1]))
+        self._output_from(manifest)
         folder = given if given.is_dir() else model_path.parent
         reference = reference_model(folder, model_path, manifest)
         context_model = is_context_model(model_path)
-        self.ort.resolve(model_path, float_model=reference)
+        self.ort.resolve(model_path if context_model else None, float_model=reference)
         if context_model and self.runtime != "qnn":
             model_path = reference  # type: ignore[assignment]  # the float model it came from
         self.model_path = model_path
@@ -214,12 +208,13 @@ class DAv2Backend:
             ) from None
         from edgedepth.models.dav2_export import DepthGraph, graph_shapes, output_kind
 
-        model, self.model_key, _ = build_dav2(
+        model = build_dav2(
             self.options,  # type: ignore[arg-type]
             self.kind,
             self.cache_dir,
             self.checkpoint,
-        )
+            key=self.model_key,
+        ).model
         self.depth_kind = output_kind(model.config, self.options.graph)
         if self.depth_kind is DepthKind.METRIC_METERS:
             self.depth_range = (0.0, float(model.config.max_depth))
@@ -229,12 +224,20 @@ class DAv2Backend:
             return
         self._session_for(first_size, model)
 
+    def _output_from(self, manifest: dict[str, Any]) -> None:
+        """Depth kind and metric range from an export's manifest (a ready model without one:
+        what the backend type says, range unknown)."""
+        self.depth_kind = DepthKind(
+            manifest.get("depth_kind")
+            or (DepthKind.METRIC_METERS if self.kind == "metric" else DepthKind.RELATIVE_DISPARITY)
+        )
+        value_range = (manifest.get("outputs") or [{}])[0].get("range")
+        if self.depth_kind is DepthKind.METRIC_METERS and isinstance(value_range, list):
+            self.depth_range = (float(value_range[0]), float(value_range[1]))
+
     def _describe_output(self, manifest: dict[str, Any]) -> None:
         """Depth kind and metric range from a cached export's manifest."""
-        self.depth_kind = DepthKind(manifest["depth_kind"])
-        value_range = manifest["outputs"][0].get("range")
-        if self.depth_kind is DepthKind.METRIC_METERS and value_range:
-            self.depth_range = (float(value_range[0]), float(value_range[1]))
+        self._output_from(manifest)
         model = manifest.get("model", {})
         log.info(
             "backend: DepthAnythingV2 %s %s (%s), cached export",
@@ -260,7 +263,7 @@ class DAv2Backend:
         session = self.sessions.get(size)
         if session is not None:
             return session
-        if self.sessions.seen:
+        if self.sessions.is_new(size):
             log.info(
                 "backend: new input size %d×%d: compiling a graph of that size for the HTP", *size
             )
@@ -285,17 +288,18 @@ class DAv2Backend:
         if session is not None:
             return session
         folder = export_folder(self.model_key, self.graph_options, size, self.cache_dir)
+        exported = is_exported(folder)
         if self.sessions.is_new(size):
             log.info(
                 "backend: new input size %d×%d: %s%s",
                 *size,
-                "using its cached export" if is_exported(folder) else "exporting a graph for it",
+                "using its cached export" if exported else "exporting a graph for it",
                 "; compiling it for the HTP (each new input size is a QNN compile; a fixed "
                 "resize policy avoids them)"
                 if self.runtime == "qnn"
                 else "",
             )
-        if not is_exported(folder):
+        if not exported:
             from edgedepth.models.dav2_export import cached_export
 
             # The torch model is only kept while exporting: reloaded for a new size.
@@ -307,6 +311,7 @@ class DAv2Backend:
                     self.cache_dir,
                     self.checkpoint,
                     announce=False,
+                    key=self.model_key,
                 ).model
             )
             cached_export(model, self.model_key, self.graph_options, size, self.cache_dir)
@@ -402,17 +407,13 @@ def check_dav2(options: DAv2Options, context: BuildContext, kind: str) -> None:
     if options.checkpoint is not None or options.random_weights:
         return
     encoder = options.encoder or "vits"
-    filename = weights.official_filename(kind, encoder, options.dataset)  # type: ignore[arg-type]
-    if (context.cache_dir / "checkpoints" / filename).exists():
+    target = weights.official_path(kind, encoder, options.dataset, context.cache_dir)  # type: ignore[arg-type]
+    if target.exists():
         return
     url = weights.official_url(kind, encoder, options.dataset)  # type: ignore[arg-type]
     reason = unreachable(url, timeout=5.0)
     if reason is not None:
-        raise EdgedepthError(
-            f"checkpoint: {filename} is not in {context.cache_dir / 'checkpoints'} and cannot "
-            f"be downloaded ({reason}): get it from {url} and put it there, or set "
-            "backend.checkpoint"
-        )
+        raise EdgedepthError(weights.cannot_download(target, url, reason))
 
 
 def relative_backend(options: DAv2Options, context: BuildContext) -> DAv2Backend:

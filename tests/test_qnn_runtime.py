@@ -60,7 +60,7 @@ def test_minimum_onnxruntime_qnn_exposes_its_htp_library_and_qnn_version():
 
 def npu(description: str) -> qnn.QnnTarget:
     preset = qnn.preset_for_description(description)
-    return qnn.QnnTarget(None, True, description, preset, "Qualcomm", {})
+    return qnn.QnnTarget(None, True, description, preset)
 
 
 def test_a_real_npu_gets_no_forced_chip_the_emulator_and_offline_compiles_do():

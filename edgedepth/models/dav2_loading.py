@@ -54,16 +54,18 @@ def build_dav2(
     cache_dir: Path,
     path: Path | None,
     announce: bool = True,
+    key: ModelKey | None = None,
 ) -> LoadedDAv2:
     """:func:`load_dav2` with the weights already chosen (:func:`resolved_checkpoint`; None:
     random weights): a caller that builds the model again (another input size) takes the same
-    weights without another download attempt or warning."""
+    weights without another download attempt or warning. ``key``: their :class:`ModelKey`,
+    when the caller has it already (else computed: the checkpoint's hash)."""
     from edgedepth.models import dav2_checkpoint as ckpt
     from edgedepth.models.dav2 import ENCODERS, config_for
 
     info_level = logging.INFO if announce else logging.DEBUG
     warning_level = logging.WARNING if announce else logging.DEBUG
-    key = model_key(choice, kind, cache_dir, path)
+    key = key or model_key(choice, kind, cache_dir, path)
     if path is None:
         config = config_for(key.encoder or "vits", kind, key.max_depth or RANDOM_MAX_DEPTH)
         return LoadedDAv2(ckpt.random_model(config, choice.seed), key, None)

@@ -79,6 +79,19 @@ def default_max_depth(dataset: str) -> float:
     return METRIC_DATASETS[dataset][1]
 
 
+def official_path(kind: ModelKind, encoder: str, dataset: str, cache_dir: Path) -> Path:
+    """Where the official checkpoint is kept in the cache."""
+    return cache_dir / "checkpoints" / official_filename(kind, encoder, dataset)
+
+
+def cannot_download(target: Path, url: str, reason: object) -> str:
+    """Why an official checkpoint is missing, and what to do about it."""
+    return (
+        f"checkpoint {target.name} is not in {target.parent} and cannot be downloaded "
+        f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
+    )
+
+
 def fetch_official(
     kind: ModelKind, encoder: str, dataset: str, cache_dir: Path, timeout: float = 10.0
 ) -> Path:
@@ -91,7 +104,7 @@ def fetch_official(
     from edgedepth.progress import enabled
 
     filename = official_filename(kind, encoder, dataset)
-    target = cache_dir / "checkpoints" / filename
+    target = official_path(kind, encoder, dataset, cache_dir)
     if target.exists():
         return target
     url = official_url(kind, encoder, dataset)
@@ -114,10 +127,7 @@ def fetch_official(
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
-        raise CheckpointDownloadError(
-            f"checkpoint {filename} is not in {target.parent} and cannot be downloaded "
-            f"({reason}): get it from {url} and put it there, or set backend.checkpoint"
-        ) from None
+        raise CheckpointDownloadError(cannot_download(target, url, reason)) from None
     partial.replace(target)
     return target
 
