@@ -26,6 +26,9 @@ class Timings:
         self.samples.append(seconds)
         self.count += 1
 
+    def copy(self) -> Timings:
+        return Timings(deque(self.samples, maxlen=MAX_SAMPLES), self.count)
+
     def summary_ms(self) -> dict[str, float]:
         if not self.samples:
             return {
@@ -90,6 +93,12 @@ class RunStats:
             if self.first_output_at is None:
                 self.first_output_at = now
 
+    def timings(self) -> tuple[dict[str, Timings], Timings]:
+        """Copies of the stages' and the latency's timings, taken under the lock: a summary
+        may be read while a stage thread that could not be stopped still records."""
+        with self._lock:
+            return {name: t.copy() for name, t in self.stages.items()}, self.latency.copy()
+
     @property
     def dropped(self) -> int:
         return sum(self.dropped_by_queue.values())
@@ -117,6 +126,7 @@ class RunStats:
 
     def as_dict(self, samples: bool = False) -> dict[str, Any]:
         """The summary; with ``samples`` also every stage's recent durations (ms), for plots."""
+        stages, latency = self.timings()
         summary = {
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
@@ -125,19 +135,20 @@ class RunStats:
             "wall_seconds": self.wall_seconds,
             "fps": self.fps,
             "steady_fps": self.steady_fps,
-            "latency": self.latency.summary_ms(),
-            "stages": {name: t.summary_ms() for name, t in self.stages.items()},
+            "latency": latency.summary_ms(),
+            "stages": {name: t.summary_ms() for name, t in stages.items()},
             "peak_rss_mb": peak_rss_mb(),
         }
         if samples:
             summary["samples_ms"] = {
-                name: [round(s * 1000, 3) for s in t.samples] for name, t in self.stages.items()
+                name: [round(s * 1000, 3) for s in t.samples] for name, t in stages.items()
             }
         return summary
 
     def format_table(self) -> str:
         rows = [("stage", "frames", "p50 ms", "p95 ms", "max ms")]
-        for name, timings in self.stages.items():
+        stages, latency = self.timings()
+        for name, timings in stages.items():
             s = timings.summary_ms()
             rows.append(
                 (
@@ -148,7 +159,7 @@ class RunStats:
                     f"{s['max_ms']:.1f}",
                 )
             )
-        lat = self.latency.summary_ms()
+        lat = latency.summary_ms()
         rows.append(
             (
                 "end-to-end latency",
