@@ -392,12 +392,13 @@ def check_dav2(options: DAv2Options, context: BuildContext, kind: str) -> None:
         raise ConfigError("runtime: qnn needs onnxruntime-qnn: pip install 'edgedepth[qnn]'")
     if options.model is not None:
         model_path, manifest = ready_model_file(Path(options.model))
-        shape = ((manifest.get("inputs") or [{}])[0]).get("shape")
+        shape = ((manifest.get("inputs") or [{}])[0]).get("shape")  # an export's: NCHW
+        fixed = tuple(shape[-2:]) if shape else None
         if shape is None and not is_context_model(model_path):
-            shape = cpu_session(model_path, threads=1).get_inputs()[0].shape
-        fixed = tuple(shape[-2:]) if shape else ()
+            session = cpu_session(model_path, threads=1)
+            fixed = detect_layout(session.get_inputs(), session.get_outputs(), True).fixed_size
         size = context.input_size
-        if size and all(isinstance(s, int) for s in fixed) and fixed and fixed != tuple(size):
+        if size and fixed and all(isinstance(s, int) for s in fixed) and fixed != tuple(size):
             raise ConfigError(
                 f"model: {model_path} takes {fixed[0]}×{fixed[1]} images but the resize policy "
                 f"delivers {size[0]}×{size[1]}: set preprocess.resize (fixed {fixed[1]}×"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgedepth.imageops import read_rgb
-from tests.conftest import run_edgedepth
+from tests.conftest import blocked_modules, run_edgedepth
 from tests.dav2_fixtures import TINY, export_hf_onnx, export_qai_hub_onnx, hf_model
 
 NO_TORCH = ("torch", "transformers")
@@ -61,7 +61,8 @@ def run_ready(tmp_path, write_config, photos, model_path, runtime="onnx-cpu", **
             "runtime": {"cache_dir": str(tmp_path / "cache")},
         }
     )
-    return run_edgedepth("run", "--config", str(config), without=NO_TORCH, timeout=600)
+    env = blocked_modules(tmp_path / "blocker", *NO_TORCH)
+    return run_edgedepth("run", "--config", str(config), env=env, timeout=600)
 
 
 def assert_transformers_depth(model, photos: Path, out: Path, tolerance: float) -> None:
@@ -96,6 +97,9 @@ def test_qai_hub_models_onnx_runs_without_torch(
     result = run_ready(tmp_path, write_config, photos, path, policy="fixed", width=126, height=126)
     assert result.returncode == 0, result.stderr
     assert "(qai-hub-models layout)" in result.stderr
+    # `check` reads the input size as the run does (channel-last: 1×S×S×3).
+    checked = run_edgedepth("check", "--config", str(tmp_path / "pipeline.yaml"))
+    assert checked.returncode == 0, checked.stderr
     from edgedepth.imageops import resize
 
     for index, name in enumerate(sorted(PHOTOS)):
