@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from edgedepth.errors import EdgedepthError, write_error
-from edgedepth.ros2 import TYPE_HASHES, FrameMessage, encode_cdr, schema_text
+from edgedepth.ros2 import TYPE_HASHES, FrameMessage, encode_cdr, fully_qualified, schema_text
 
 Compression = Literal["zstd", "lz4", "none"]
 #: The first and last 8 bytes of every MCAP file.
@@ -35,16 +35,16 @@ DEFAULT_CHUNK_SIZE = 1024 * 1024
 _WRITE_BUFFER = 1024 * 1024
 
 
-def import_mcap() -> Any:
-    """The ``mcap`` package (with the ROS 2 codec), or a one-line error saying how to install."""
+def import_mcap() -> None:
+    """Check that ``mcap`` (with the ROS 2 codec) imports, else a one-line error saying how to
+    install it."""
     try:
-        import mcap.writer
+        import mcap.writer  # noqa: F401
         import mcap_ros2  # noqa: F401  (the CDR codec of edgedepth.ros2)
     except ImportError:
         raise EdgedepthError(
             "MCAP recordings need mcap and mcap-ros2-support: pip install 'edgedepth[ros2]'"
         ) from None
-    return mcap
 
 
 class _FlushingFile:
@@ -79,7 +79,7 @@ class McapRecorder:
         compression: Compression = "zstd",
         library: str = "edgedepth",
     ) -> None:
-        mcap = import_mcap()
+        import_mcap()
         from mcap.writer import CompressionType, Writer
 
         self.path = path
@@ -98,7 +98,6 @@ class McapRecorder:
             }[compression],
         )
         self._writer.start(profile="ros2", library=library)
-        self._mcap = mcap
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, int] = {}
         self._sequences: dict[str, int] = {}
@@ -112,7 +111,7 @@ class McapRecorder:
                     message.type_name, "ros2msg", schema_text(message.type_name).encode()
                 )
             self._channels[message.topic] = self._writer.register_channel(
-                topic="/" + message.topic.strip("/"),
+                topic=fully_qualified(message.topic),
                 message_encoding="cdr",
                 schema_id=self._schemas[message.type_name],
                 metadata={"topic_type_hash": TYPE_HASHES[message.type_name], **metadata},

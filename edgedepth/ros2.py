@@ -292,25 +292,9 @@ def decode_cdr(type_name: str, data: bytes) -> Any:
     return _decoder(type_name)(bytes(data))
 
 
-def image_pixels(message: Any) -> np.ndarray:
-    """The pixels of a decoded ``sensor_msgs/msg/Image`` as H×W (×C) in the host byte order."""
-    channel_types = {
-        "32FC1": ("f4", 1), "16UC1": ("u2", 1), "mono8": ("u1", 1), "mono16": ("u2", 1),
-        "rgb8": ("u1", 3), "bgr8": ("u1", 3), "rgba8": ("u1", 4), "bgra8": ("u1", 4),
-    }  # fmt: skip
-    if message.encoding not in channel_types:
-        raise ValueError(f"unsupported image encoding {message.encoding!r}")
-    code, channels = channel_types[message.encoding]
-    dtype = np.dtype((">" if message.is_bigendian else "<") + code)
-    data = np.frombuffer(bytes(message.data), dtype=np.uint8)
-    if data.size != message.height * message.step:
-        raise ValueError(f"{data.size} data bytes for {message.height} rows of {message.step}")
-    rows = data.reshape(message.height, message.step)[
-        :, : message.width * channels * dtype.itemsize
-    ]
-    pixels = rows.copy().view(dtype).astype(dtype.newbyteorder("="))
-    shape = (message.height, message.width) + ((channels,) if channels > 1 else ())
-    return pixels.reshape(shape)
+def fully_qualified(topic: str) -> str:
+    """``depth/image`` → ``/depth/image`` (topics are resolved in the root namespace)."""
+    return "/" + topic.strip("/")
 
 
 def stamp_seconds(message: Any) -> float:

@@ -95,12 +95,16 @@ class McapSink:
         depth_topic = (
             self.to_messages.depth_topic_for(frame.depth_kind) if frame.depth_kind else None
         )
-        for message in self.to_messages(frame):
-            stamp = message.fields["header"]["stamp"]
+        messages = self.to_messages(frame)
+        if not messages:
+            return
+        stamp = messages[0].fields["header"]["stamp"]  # one stamp for a frame's messages
+        time_ns = stamp["sec"] * 1_000_000_000 + stamp["nanosec"]
+        for message in messages:
             metadata = {}
             if message.topic == depth_topic and frame.depth_kind is not None:
                 metadata["depth_kind"] = frame.depth_kind.value
-            self.recorder.write(message, stamp["sec"] * 1_000_000_000 + stamp["nanosec"], metadata)
+            self.recorder.write(message, time_ns, metadata)
 
     def close(self) -> None:
         self.recorder.close()

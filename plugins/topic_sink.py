@@ -19,7 +19,6 @@ nodes on ``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Im
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from edgedepth.ros2 import (
     CameraIntrinsics,
     StampClock,
     check_topic_name,
+    fully_qualified,
     stamp_seconds,
 )
 from edgedepth.stages import BuildContext
@@ -134,13 +134,13 @@ class TopicSink:
             relative_topic=options.relative_topic,
             encoding=options.encoding,
             frame_id=options.frame_id,
-            intrinsics=None
-            if intrinsics is None
-            else (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy),
+            intrinsics=intrinsics,
         )
         self.publisher: Publisher
         if options.transport == "zmq":
-            self.publisher = ZmqPublisher(options.endpoint, settings, options.high_water_mark)
+            self.publisher = ZmqPublisher(
+                options.endpoint, settings, options.high_water_mark, options.stamp
+            )
         else:
             domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
             self.publisher = ZenohPublisher(
@@ -222,13 +222,15 @@ def describe(message: Message) -> str:
 
 def describe_recorded(recorded: RecordedMessage) -> str:
     """One line for a message of an MCAP recording (depth and camera info as :func:`describe`)."""
+    kind = recorded.channel_metadata.get("depth_kind")
     message = as_topic_message(
-        recorded.topic, recorded.type_name, recorded.sequence, recorded.ros_msg
+        recorded.topic,
+        recorded.type_name,
+        recorded.sequence,
+        recorded.ros_msg,
+        DepthKind(kind) if kind else None,
     )
     if message is not None:
-        if isinstance(message, DepthImage) and "depth_kind" in recorded.channel_metadata:
-            kind = DepthKind(recorded.channel_metadata["depth_kind"])
-            message = dataclasses.replace(message, depth_kind=kind)
         return describe(message)
     ros_msg = recorded.ros_msg
     head = f"{recorded.topic} seq={recorded.sequence}"
@@ -339,7 +341,7 @@ def echo(
 
 def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> None:
     """Print the messages of an MCAP recording whose topic starts with one of ``topics``."""
-    prefixes = ["/" + topic.strip("/") for topic in topics] or ["/"]
+    prefixes = [fully_qualified(topic) for topic in topics] or ["/"]
     printed = 0
     for recorded in read_mcap(path):
         if count is not None and printed >= count:

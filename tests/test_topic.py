@@ -123,6 +123,26 @@ def test_subscriber_receives_every_frame(tmp_path, write_config, case):
                 _ = message.meters
 
 
+def test_epoch_stamps_on_zeromq(tmp_path, write_config):
+    """``stamp: epoch`` stamps with the wall clock on every transport (media spacing kept)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    frames = 5
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "frames": frames, "width": 64, "height": 48, "fps": 25},
+        sinks=[{"type": "topic", "endpoint": endpoint, "stamp": "epoch",
+                "wait_for_subscribers": 1, "high_water_mark": frames}],
+    )  # fmt: skip
+    started = time.time()
+    run = start_edgedepth("run", "--config", str(write_config(config)))
+    with TopicSubscriber(endpoint) as subscriber:
+        messages = collect(subscriber, frames)
+    assert run.wait(60) == 0, run.stderr.read()
+    stamps = [m.stamp for m in messages]
+    assert len(stamps) == frames and started - 1 < stamps[0] < time.time()
+    assert np.allclose(np.diff(stamps), 1 / 25, atol=1e-5)
+
+
 def test_slow_subscriber_does_not_slow_the_pipeline(tmp_path, write_config):
     """A subscriber that takes 0.2 s per message: the pipeline runs as fast as without it."""
     frames = 60

@@ -12,7 +12,14 @@ import numpy as np
 
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind
-from edgedepth.ros2 import CAMERA_INFO, IMAGE, depth_kind_of_topic, stamp_seconds, to_millimetres
+from edgedepth.ros2 import (
+    CAMERA_INFO,
+    IMAGE,
+    depth_kind_of_topic,
+    header,
+    stamp_seconds,
+    to_millimetres,
+)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 DEFAULT_TOPIC = "depth/image"
@@ -97,12 +104,8 @@ Message = DepthImage | CameraInfo
 
 
 def _header(stamp: float, frame_id: str, seq: int) -> dict[str, Any]:
-    nanoseconds = round(stamp * 1e9)
-    return {
-        "stamp": {"sec": nanoseconds // 1_000_000_000, "nanosec": nanoseconds % 1_000_000_000},
-        "frame_id": frame_id,
-        "seq": seq,
-    }
+    """A ROS header (:func:`edgedepth.ros2.header`) with the frame's sequence number."""
+    return {**header(round(stamp * 1e9), frame_id), "seq": seq}
 
 
 def encode_image(
@@ -218,10 +221,13 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
     return message
 
 
-def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
+def as_topic_message(
+    topic: str, type_name: str, seq: int, message: Any, kind: DepthKind | None = None
+) -> Any:
     """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
-    rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo` (its kind
-    from the topic name); None for any other message."""
+    rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo`; the depth's ``kind`` when the
+    source says it (an MCAP channel's metadata), else from the topic name; None for any other
+    message."""
     depth = type_name == IMAGE and message.encoding in ("32FC1", "16UC1")
     if type_name != CAMERA_INFO and not depth:
         return None
@@ -239,7 +245,7 @@ def as_topic_message(topic: str, type_name: str, seq: int, message: Any) -> Any:
         **common,
         encoding=message.encoding,
         step=message.step,
-        depth_kind=depth_kind_of_topic(topic),
+        depth_kind=kind if kind is not None else depth_kind_of_topic(topic),
         data=bytes(message.data),
         is_bigendian=message.is_bigendian,
     )

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgedepth.errors import EdgedepthError
-from edgedepth.ros2 import TYPE_HASHES, dds_type_name, decode_cdr, ros_type_name
+from edgedepth.ros2 import TYPE_HASHES, dds_type_name, decode_cdr, fully_qualified, ros_type_name
 from edgedepth.topic.messages import as_topic_message
 
-DEFAULT_ROUTER = "tcp/localhost:7447"
 ADMIN_SPACE = "@ros2_lv"
 #: rmw_zenoh's compact QoS of reliable, volatile, keep last 10 (its defaults are depth 42).
 DEFAULT_QOS = "::,10:,:,:,,"
@@ -52,11 +51,6 @@ def domain_id_from_env() -> int:
         return int(value) if value else 0
     except ValueError:
         raise EdgedepthError(f"ROS_DOMAIN_ID={value!r}: not a number") from None
-
-
-def fully_qualified(topic: str) -> str:
-    """``depth/image`` → ``/depth/image`` (topics are resolved in the root namespace)."""
-    return "/" + topic.strip("/")
 
 
 def mangle(name: str) -> str:

@@ -14,10 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from edgedepth.errors import EdgedepthError
 from edgedepth.frame import DepthKind, Frame
+from edgedepth.ros2 import (
+    IMAGE,
+    CameraIntrinsics,
+    FrameStamps,
+    FrameToMessages,
+    StampClock,
+    encode_cdr,
+    import_cdr_codec,
+)
 from edgedepth.topic.messages import (
     CAMERA_INFO_SUFFIX,
     DEFAULT_ENDPOINT,
@@ -32,6 +39,7 @@ from edgedepth.topic.messages import (
     encode_header,
     encode_image,
 )
+from edgedepth.topic.rmw_zenoh import RmwZenohNode, decode_sample
 from edgedepth.topic.zenoh_session import import_zenoh, open_zenoh, zenoh_error
 
 log = logging.getLogger("edgedepth")
@@ -53,8 +61,8 @@ class PublishSettings:
     #: Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118); relative depth is 32FC1.
     encoding: Encoding = "32FC1"
     frame_id: str = "camera"
-    #: Pinhole ``(fx, fy, cx, cy)`` of the images: CameraInfo is published with each image.
-    intrinsics: tuple[float, float, float, float] | None = None
+    #: Pinhole intrinsics of the images: CameraInfo is published with each image.
+    intrinsics: CameraIntrinsics | None = None
 
 
 class Publisher(Protocol):
@@ -78,12 +86,19 @@ class ZmqPublisher:
     this package's three-part messages. Sends never block: each subscriber has a queue of
     ``high_water_mark`` frames; what does not fit is dropped for that subscriber only."""
 
-    def __init__(self, endpoint: str, settings: PublishSettings, high_water_mark: int) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        settings: PublishSettings,
+        high_water_mark: int,
+        clock: StampClock = "media",
+    ) -> None:
         import zmq
 
         self.zmq = zmq
         self.endpoint = endpoint
         self.settings = settings
+        self.stamps = FrameStamps(clock)
         messages_per_frame = 2 if settings.intrinsics is not None else 1
         self.socket = zmq.Context.instance().socket(zmq.XPUB)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark * messages_per_frame)
@@ -116,21 +131,23 @@ class ZmqPublisher:
         settings = self.settings
         metric = frame.depth_kind is DepthKind.METRIC_METERS
         topic = self.topic_for(frame.depth_kind)
+        stamp = self.stamps(frame) / 1e9
         header, data = encode_image(
             frame.depth,
             frame.depth_kind,
-            frame.timestamp,
+            stamp,
             frame.index,
             settings.frame_id,
             settings.encoding if metric else "32FC1",
         )
         not_sent = 0
         if settings.intrinsics is not None:
+            pinhole = settings.intrinsics
             info = encode_camera_info(
-                settings.intrinsics,
+                (pinhole.fx, pinhole.fy, pinhole.cx, pinhole.cy),
                 header["height"],
                 header["width"],
-                frame.timestamp,
+                stamp,
                 frame.index,
                 settings.frame_id,
             )
@@ -162,38 +179,30 @@ class ZenohPublisher:
         connect: Sequence[str] = (),
         domain_id: int = 0,
         node_name: str = "edgedepth",
-        clock: str = "media",
+        clock: StampClock = "media",
     ) -> None:
-        from edgedepth.ros2 import FrameToMessages, import_cdr_codec
-        from edgedepth.topic.rmw_zenoh import RmwZenohNode
 
         self.zenoh = import_zenoh()
         import_cdr_codec()  # before binding: a missing extra is a one-line error up front
         self.session = open_zenoh(listen=[endpoint], connect=connect)
         self.node = RmwZenohNode(self.session, node_name, domain_id=domain_id)
-        matrix = None
-        if settings.intrinsics is not None:
-            fx, fy, cx, cy = settings.intrinsics
-            matrix = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         self.messages = FrameToMessages(
             frame_id=settings.frame_id,
             depth_topic=settings.topic,
             relative_topic=settings.relative_topic,
             depth_encoding=settings.encoding,
-            intrinsics=matrix,
-            clock=clock,  # type: ignore[arg-type]
+            intrinsics=None if settings.intrinsics is None else settings.intrinsics.matrix,
+            clock=clock,
         )
 
     def topic_for(self, kind: DepthKind) -> str:
         return self.messages.depth_topic_for(kind)
 
     def subscribers(self, topic: str) -> int:
-        from edgedepth.ros2 import IMAGE
 
         return int(self.node.publisher(topic, IMAGE).matching)
 
     def publish(self, frame: Frame) -> int:
-        from edgedepth.ros2 import encode_cdr
 
         not_sent = 0
         for message in self.messages(frame):
@@ -275,7 +284,6 @@ class TopicSubscriber:
 
     def _on_sample(self, sample: Any) -> None:
         """Zenoh callback (a zenoh thread): decode and queue, dropping the oldest when full."""
-        from edgedepth.topic.rmw_zenoh import decode_sample
 
         attachment = sample.attachment.to_bytes() if sample.attachment is not None else None
         message: Message | MessageError
