@@ -10,8 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +19,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-TESTS = Path(__file__).parent
-SLEEPY = str(TESTS / "plugins" / "sleepy.py")
+from tests.conftest import SLEEPY, TESTS, run_edgedepth, synthetic_config
+
 SLEEPY_TWIN = str(TESTS / "plugins" / "sleepy_twin.py")
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -39,14 +37,9 @@ class Case:
 
 
 def config(folder: Path, name: str = "c.yaml", **sections: object) -> Path:
-    """A small synthetic → sleepy → npy config with ``sections`` replaced."""
-    content: dict[str, object] = {
-        "plugins": [SLEEPY],
-        "source": {"type": "synthetic", "frames": 3, "width": 64, "height": 48},
-        "backend": {"type": "sleepy"},
-        "sinks": [{"type": "npy", "dir": "out"}],
-    }
-    content.update(sections)
+    """A small synthetic → sleepy → npy config (3 frames) with ``sections`` replaced."""
+    three_frames = {"type": "synthetic", "frames": 3, "width": 64, "height": 48}
+    content = synthetic_config(folder, **{"source": three_frames, **sections})
     path = folder / name
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     return path
@@ -293,13 +286,7 @@ class Outcome:
 
 def try_case(case: Case, folder: Path) -> Outcome:
     args = case.setup(folder)
-    done = subprocess.run(
-        [sys.executable, "-m", "edgedepth", *args],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        timeout=300,
-    )
+    done = run_edgedepth(*args, cwd=folder)
     lines = done.stderr.strip().splitlines() or [""]
     return Outcome(case, done.returncode, lines[-1], "Traceback" in done.stderr)
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 TESTS = Path(__file__).parent
+SLEEPY = str(TESTS / "plugins" / "sleepy.py")
 
 # The `edgedepth` subprocesses cache their bytecode, as on any install: a sandbox's
 # PYTHONDONTWRITEBYTECODE would have each of them compile edgedepth's modules again.
@@ -27,7 +28,6 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # signal stays ignored in every child: the Ctrl-C tests would send SIGINT to processes that
 # cannot receive it. With a handler here, children start with the default disposition.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-SLEEPY = str(TESTS / "plugins" / "sleepy.py")
 
 #: Markers applied from what a test imports (the Windows-on-Arm64 CI runs the rest: it has
 #: neither torch nor OpenCV): top-level package → marker.
@@ -103,31 +103,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(marker)
 
 
-#: The command line with some packages unimportable (``import torch`` raises ImportError), as
-#: on an install without them.
-_WITHOUT = (
-    "import sys; sys.modules.update(dict.fromkeys({!r})); from edgedepth.cli import main; main()"
-)
-
-
 def run_edgedepth(
     *args: str,
     cwd: Path | None = None,
     timeout: float = 300,
     env: dict[str, str] | None = None,
-    without: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a subprocess: real exit codes, real stderr. ``without``:
-    packages that cannot be imported in it (e.g. ``("torch", "transformers")``)."""
-    command = ["-c", _WITHOUT.format(list(without))] if without else ["-m", "edgedepth"]
+    """The real command line, in a subprocess: real exit codes, real stderr (packages made
+    unimportable in it: ``env=blocked_modules(...)``)."""
     return subprocess.run(
-        [sys.executable, *command, *args],
+        [sys.executable, "-m", "edgedepth", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The last line a command printed on stderr (where its one-line error goes)."""
+    return result.stderr.strip().splitlines()[-1]
 
 
 def killed_run(config: Path, frames_dir: Path, frames: int) -> int:

@@ -17,13 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SLEEPY, TESTS, run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, SLEEPY, TESTS, last_line, run_edgedepth, synthetic_config
 
 FULL_DISK = str(TESTS / "plugins" / "full_disk.py")
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stderr.strip().splitlines()[-1]
 
 
 def npy_indices(folder: Path) -> list[int]:
@@ -47,7 +43,7 @@ def test_failing_sink_that_is_the_slowest_stage_ends_the_run(tmp_path, write_con
     )
     result = run_edgedepth("run", "--config", str(config), timeout=60)
     assert result.returncode == 1, result.stderr
-    line = error_line(result)
+    line = last_line(result)
     assert "sink 'full-disk'" in line and "No space left on device" in line
     assert "Traceback" not in result.stderr
     written = npy_indices(tmp_path / "out")
@@ -72,12 +68,12 @@ def test_source_error_keeps_every_frame_captured_before_it(tmp_path, write_confi
     )
     result = run_edgedepth("run", "--config", str(config), timeout=120)
     assert result.returncode == 1, result.stderr
-    line = error_line(result)
+    line = last_line(result)
     assert "source 'images'" in line and "img29.png" in line and "frame 29" in line
     assert npy_indices(tmp_path / "out") == list(range(29))
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signal delivery to a subprocess")
+@POSIX_SIGNALS
 def test_ctrl_c_interrupts_the_wait_for_subscribers(tmp_path, write_config):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -127,7 +123,7 @@ def test_display_on_an_unusable_screen_fails_fast(tmp_path, write_config):
         "run", "--config", str(config), timeout=60, env={**os.environ, "DISPLAY": ":4747"}
     )
     assert result.returncode == 1, result.stderr
-    assert "sink 'display'" in error_line(result) and "cannot open a window" in error_line(result)
+    assert "sink 'display'" in last_line(result) and "cannot open a window" in last_line(result)
     written = npy_indices(tmp_path / "out")
     assert written == list(range(len(written)))
 
@@ -157,4 +153,4 @@ def test_truncated_video_is_reported_and_its_readable_frames_kept(tmp_path, writ
             result.stderr
         )
     else:
-        assert f"unreadable after {len(written)} of 60 frames" in error_line(result)
+        assert f"unreadable after {len(written)} of 60 frames" in last_line(result)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import run_edgedepth, synthetic_config
-
-
-def last_line(result) -> str:
-    return result.stderr.strip().splitlines()[-1]
+from tests.conftest import last_line, run_edgedepth, synthetic_config
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from edgedepth.ros2 import (
     to_millimetres,
 )
 from edgedepth.synthetic_scene import SyntheticScene
-from tests.conftest import killed_run, run_edgedepth, synthetic_config
+from tests.conftest import POSIX_SIGNALS, killed_run, run_edgedepth, synthetic_config
 
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")
 rosbags_typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is not installed (dev)")
@@ -254,6 +254,7 @@ def test_each_finished_chunk_is_on_disk_at_once(tmp_path):
     assert sum(1 for _ in read_mcap(tmp_path / "live.mcap")) == 60
 
 
+@POSIX_SIGNALS
 def test_recording_survives_sigkill(tmp_path, write_config):
     """SIGKILL a real run mid-recording: every finished chunk stays readable, exactly."""
     config = write_config(

@@ -20,7 +20,14 @@ from edgedepth.recording import (
     recording_kind,
     recording_segments,
 )
-from tests.conftest import POSIX_SIGNALS, TESTS, killed_run, run_edgedepth, synthetic_config
+from tests.conftest import (
+    POSIX_SIGNALS,
+    TESTS,
+    killed_run,
+    last_line,
+    run_edgedepth,
+    synthetic_config,
+)
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
 
@@ -306,8 +313,7 @@ def test_full_disk_reports_what_the_recording_holds(tmp_path, write_config, smal
     )
     result = run_edgedepth("run", "--config", str(write_config(config)), timeout=120)
     assert result.returncode == 1, result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert f"cannot write {small_disk / 'd.mkv'}: disk full" in line
+    assert f"cannot write {small_disk / 'd.mkv'}: disk full" in last_line(result)
     assert "Traceback" not in result.stderr
     readable = len(list(read_depth_recording(small_disk / "d.mkv")))
     assert readable > 0
