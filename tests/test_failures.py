@@ -73,6 +73,18 @@ def test_source_error_keeps_every_frame_captured_before_it(tmp_path, write_confi
     assert npy_indices(tmp_path / "out") == list(range(29))
 
 
+def test_a_source_error_is_reported_before_its_close_error(tmp_path, write_config):
+    """Reading frame 2 fails, then closing the source fails too: the frame's error is the one
+    the user is told (the first failure wins; closing is part of ending the stream)."""
+    config = synthetic_config(tmp_path, source={"type": "broken", "fail_at": 2})
+    config["plugins"].append(str(TESTS / "plugins" / "broken_source.py"))
+    result = run_edgedepth("run", "--config", str(write_config(config)))
+    assert result.returncode == 1, result.stderr
+    line = last_line(result)
+    assert "source 'broken'" in line and "frame 2 is unreadable" in line, line
+    assert npy_indices(tmp_path / "out") == [0, 1]
+
+
 @POSIX_SIGNALS
 def test_ctrl_c_interrupts_the_wait_for_subscribers(tmp_path, write_config):
     with socket.socket() as probe:
