@@ -24,9 +24,9 @@ import numpy as np
 
 
 def measure(runtime: str, size: int, frames: int, cache: Path) -> dict:
-    from edgedepth.registry import load_registry
-    from edgedepth.stages import BuildContext
-    from edgedepth.stats import peak_rss_mb
+    from edgedepth.api.stages import BuildContext
+    from edgedepth.engine.registry import load_registry
+    from edgedepth.engine.stats import peak_rss_mb
 
     options = {"random_weights": True, "encoder": "vits", "runtime": runtime}
     started = time.perf_counter()

@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 from pipeline_overhead import render_video
 
-from edgedepth.config import load_config
-from edgedepth.pipeline import Pipeline
-from edgedepth.registry import load_registry
-from edgedepth.stages import BuildContext
+from edgedepth.api.stages import BuildContext
+from edgedepth.engine.config import load_config
+from edgedepth.engine.pipeline import Pipeline
+from edgedepth.engine.registry import load_registry
 
 CACHE = Path(tempfile.gettempdir()) / "edgedepth-bench-cache"
 VITS = {"type": "dav2-relative", "encoder": "vits", "random_weights": True}
@@ -107,10 +107,10 @@ def reference_loop(clip: Path, out: Path, frames: int) -> float:
     import cv2
     import torch
 
-    from edgedepth.colorize import colormap
-    from edgedepth.imageops import keep_aspect_size
-    from edgedepth.models.dav2 import config_for
-    from edgedepth.models.dav2_checkpoint import random_model
+    from edgedepth.media.colorize import colormap
+    from edgedepth.media.imageops import keep_aspect_size
+    from edgedepth.models.dav2.checkpoint import random_model
+    from edgedepth.models.dav2.network import config_for
 
     model = random_model(config_for("vits"))
     lut = colormap("spectral_r")[:, ::-1]  # BGR, as the reference writes with OpenCV

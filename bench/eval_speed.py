@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from edgedepth.metrics import evaluate_image
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.evaluation.metrics import evaluate_image
+from edgedepth.media.synthetic_scene import SyntheticScene
 
 
 def main() -> None:

@@ -100,8 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from edgedepth.models.dav2 import config_for
-    from edgedepth.models.dav2_checkpoint import random_model
+    from edgedepth.models.dav2.checkpoint import random_model
+    from edgedepth.models.dav2.network import config_for
 
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
@@ -110,7 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        from edgedepth.synthetic_scene import SyntheticScene
+        from edgedepth.media.synthetic_scene import SyntheticScene
 
         image, _ = SyntheticScene(seed=0, width=640, height=480).render(0)
         Image.fromarray(image).save(work / "photo.jpg", quality=90)

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgedepth.depth_graph import GraphOptions
-from edgedepth.models.dav2 import DAv2Config, config_for
-from edgedepth.models.dav2_checkpoint import random_model
-from edgedepth.models.dav2_export import DepthGraph, export_onnx
-from edgedepth.ort_session import cpu_session, qnn_session
-from edgedepth.qnn import DEFAULT_PRESET, QnnOptions
+from edgedepth.models.dav2.checkpoint import random_model
+from edgedepth.models.dav2.export import DepthGraph, export_onnx
+from edgedepth.models.dav2.graph import GraphOptions
+from edgedepth.models.dav2.network import DAv2Config, config_for
+from edgedepth.runtime.options import DEFAULT_PRESET, QnnOptions
+from edgedepth.runtime.sessions import cpu_session, qnn_session
 
 #: A 4-block ViT (the tests' size): compiles and runs on the emulator in seconds.
 TINY = DAv2Config(64, 4, 2, 32, (16, 32, 64, 64), (0, 1, 2, 3), pos_grid=9, encoder="tiny")

@@ -6,7 +6,7 @@ onnx-cpu, ViT-S at 350² and at 518 keep-aspect (518×686, a 640×480 frame). Go
 Variants, each a session on the exported graph (2 threads, edgedepth's CPU session settings):
 
 - ``float32``: the export;
-- ``int8 dynamic``: what ``precision: int8`` runs (:mod:`edgedepth.cpu_int8`: every MatMul);
+- ``int8 dynamic``: what ``precision: int8`` runs (:mod:`edgedepth.runtime.int8`: every MatMul);
 - ``int8 dynamic, const B``: the linears only (ONNX Runtime's default for dynamic MatMul);
 - ``int8 static QDQ``: MatMul + Conv, per-channel int8 weights, uint8 activations, calibrated
   on 8 frames of the synthetic scene.
@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgedepth.cpu_int8 import int8_model
-from edgedepth.depth_graph import export_folder
-from edgedepth.imageops import resize
-from edgedepth.ort_session import cpu_session
-from edgedepth.registry import load_registry
-from edgedepth.stages import BuildContext
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.api.stages import BuildContext
+from edgedepth.engine.registry import load_registry
+from edgedepth.media.imageops import resize
+from edgedepth.media.synthetic_scene import SyntheticScene
+from edgedepth.runtime.exports import export_folder
+from edgedepth.runtime.int8 import int8_model
+from edgedepth.runtime.sessions import cpu_session
 
 CACHE = Path(tempfile.gettempdir()) / "edgedepth-bench-cache"
 
@@ -51,7 +51,7 @@ def exported_graph(size: tuple[int, int]) -> Path:
         {"random_weights": True, "encoder": "vits", "runtime": "onnx-cpu"},
         BuildContext(None, "file", CACHE, input_size=size),
     )
-    folder = export_folder(backend.model_key, backend.graph_options, size, CACHE)
+    folder = export_folder(backend.model.graph_key(htp=False), size, CACHE)
     return folder / "model.onnx"
 
 

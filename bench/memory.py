@@ -6,9 +6,9 @@
    network), side-by-side mp4 (the issue's measurement), export cached; peak RSS of the process
    and its wall time, each run its own process.
 2. ONNX Runtime's memory settings, backend only (the exported graph, 518×686, 5 frames):
-   ORT's defaults (arena + memory pattern), edgedepth's (:func:`edgedepth.ort_session.cpu_session`)
-   and the arena off; peak RSS and ms per frame, interleaved (A B C A B C …) so they share the
-   machine's load.
+   ORT's defaults (arena + memory pattern), edgedepth's
+   (:func:`edgedepth.runtime.sessions.cpu_session`) and the arena off; peak RSS and ms per
+   frame, interleaved (A B C A B C …) so they share the machine's load.
 
 ViT-S with random weights (memory does not depend on the values).
 """
@@ -41,8 +41,8 @@ def measure_session(model: str, settings: dict | None, frames: int) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    from edgedepth.ort_session import cpu_session
-    from edgedepth.stats import peak_rss_mb
+    from edgedepth.engine.stats import peak_rss_mb
+    from edgedepth.runtime.sessions import cpu_session
 
     if settings is None:
         session = cpu_session(Path(model))

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import yaml
 
-from edgedepth.imageops import resize
-from edgedepth.models.dav2_checkpoint import randomize
-from edgedepth.models.dav2_weights import official_filename
+from edgedepth.media.imageops import resize
+from edgedepth.models.dav2.checkpoint import randomize
+from edgedepth.models.dav2.weights import official_filename
 
 KINDS = ("relative", "metric")
 VITS = {"encoder": "vits", "features": 64, "out_channels": [48, 96, 192, 384]}
@@ -129,7 +129,7 @@ def host_resize_report(photos: list[Path]) -> None:
     (the official code), and its cost."""
     import cv2
 
-    from edgedepth.imageops import keep_aspect_size
+    from edgedepth.media.imageops import keep_aspect_size
 
     worst = 0.0
     for photo in photos:

@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import yaml
 
-from edgedepth.config import load_config
-from edgedepth.pipeline import Pipeline
-from edgedepth.registry import load_registry
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.engine.config import load_config
+from edgedepth.engine.pipeline import Pipeline
+from edgedepth.engine.registry import load_registry
+from edgedepth.media.synthetic_scene import SyntheticScene
 
 SLEEP_BACKEND = Path(__file__).resolve().with_name("sleep_backend.py")
 

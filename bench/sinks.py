@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedepth.colorize import colorize
-from edgedepth.errors import ConfigError
-from edgedepth.frame import DepthKind, Frame
-from edgedepth.imageops import resize, resize_depth
-from edgedepth.registry import load_registry
-from edgedepth.stages import BuildContext
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.api.errors import ConfigError
+from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.stages import BuildContext
+from edgedepth.engine.registry import load_registry
+from edgedepth.media.colorize import colorize
+from edgedepth.media.imageops import resize, resize_depth
+from edgedepth.media.synthetic_scene import SyntheticScene
 
 CACHE = Path(tempfile.gettempdir()) / "edgedepth-bench-cache"
 
@@ -63,7 +63,7 @@ def depth_maps(count: int) -> dict[str, tuple[DepthKind, list[np.ndarray], list[
 def has_nut() -> bool:
     """Whether this version writes .nut lossless recordings (for before/after runs)."""
     try:
-        from edgedepth.recording import LOSSLESS_FORMATS
+        from edgedepth.media.recording import LOSSLESS_FORMATS
     except ImportError:
         return False
     return ".nut" in LOSSLESS_FORMATS

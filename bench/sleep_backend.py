@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import Field
 
 import edgedepth
-from edgedepth.config import StrictModel
+from edgedepth.api.options import StrictModel
 
 
 class SleepOptions(StrictModel):

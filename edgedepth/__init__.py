@@ -2,38 +2,43 @@
 
 Everything a plugin author needs is importable from here: :data:`hookimpl`, the option helpers
 (:class:`StrictModel`, :data:`InputPath`, :data:`OutputPath`, :data:`OutputDir`,
-:data:`ConfigPath`), what a
-factory is given (:class:`BuildContext`, :class:`SourceInfo`), the data (:class:`Frame`,
-:class:`DepthKind`), :class:`StopPipeline` and the errors. The stage contracts (what a factory
-returns) are the Protocols in :mod:`edgedepth.stages`; the hooks are in :mod:`edgedepth.hookspecs`.
+:data:`ConfigPath`), what a factory is given (:class:`BuildContext`, :class:`SourceInfo`), the
+data (:class:`Frame`, :class:`DepthKind`), :class:`StopPipeline` and the errors. The stage
+contracts (what a factory returns) are the Protocols in :mod:`edgedepth.api.stages`; the hooks
+are in :mod:`edgedepth.api.hookspecs`. A backend that runs an ONNX model gets the NPU, int8,
+per-size graphs and deploy from :mod:`edgedepth.runtime.onnx_backend`.
 
-Which module owns what (arrows point one way: ``plugins/``, ``deploy/``, ``bench/`` → here; a
-plugin never imports another plugin; the core never imports a plugin):
+The house, one folder per layer; arrows point down (a layer imports only the layers below it;
+``plugins/``, ``deploy/`` and ``bench/`` use the layers, nothing imports a plugin):
 
-- contract: ``hookspecs`` (the hooks), ``stages`` (what factories return, ``BuildContext``),
-  ``frame`` (the data), ``errors``;
-- wiring: ``registry`` (load plugins, collect registrations, validate their options),
-  ``config`` (YAML → validated config), ``pipeline`` (assemble the stages; ``open_front`` opens
-  source + resize policy for both ``run`` and ``deploy``), ``run`` (one run: threads, queues,
-  the failure guard), ``queues``, ``stats``, ``progress`` (bars with an estimate), ``cli``;
-- shared libraries used by several plugins: ``imageops`` (every resize, image files),
-  ``colorize``, ``recording`` (video writing: mp4 and lossless depth), ``topic/`` (messages,
-  publish and subscribe, rmw_zenoh), ``ros2`` (ROS 2 messages in CDR) and ``mcap_recording``,
-  ``metrics`` + ``scoring`` + ``lpcvc_io`` (evaluation), ``synthetic_scene``, ``models/``
-  (DepthAnythingV2, checkpoints and which weights a config names, export; the layouts of ready
-  ONNX files), ``depth_graph`` (the exported graph's contract), ``ort_session`` (ONNX Runtime
-  CPU/QNN sessions), ``qnn`` (the QNN execution provider: options, device, versions),
-  ``cpu_int8`` (the int8 CPU graph), ``cameras``, ``host``, ``network``, ``aihub_config`` and
-  ``doctor`` (what works on this machine);
-- plugins (``edgedepth.plugins``, ``edgedepth.deploy``): thin — an options model, the stage
-  class, the hook; a command plugin parses arguments and calls the core.
+- ``api/`` — what a plugin sees: ``hookspecs``, ``stages`` (what factories return and are
+  given), ``frame`` (the data and its typed metadata), ``options`` (option types), ``errors``;
+- ``engine/`` — a config becomes a running pipeline: ``config``, ``registry`` (the plugin
+  manager, one per process), ``pipeline`` (build the stages; ``open_front`` for ``run``,
+  ``check`` and ``deploy``), ``run`` (threads, queues, one failure guard), ``queues``,
+  ``stats``, ``progress``;
+- ``runtime/`` — where ONNX graphs run, for any model: ``options`` (the keys every ONNX backend
+  takes), ``placement`` (auto → NPU or CPU, the fallback), ``sessions``, ``qnn`` (the QNN
+  execution provider), ``int8``, ``model_file`` (a ready model or deploy folder and its typed
+  manifest), ``onnx_backend`` (the generic backend a model plugin fills in);
+- ``models/dav2/`` — DepthAnythingV2: ``network``, ``checkpoint``, ``weights``, ``loading``,
+  ``graph``, ``export``, ``layouts`` (ready ONNX files);
+- ``media/`` — ``imageops`` (every resize), ``colorize``, ``recording`` (mp4 and lossless
+  depth), ``cameras``, ``synthetic_scene``;
+- ``topic/`` — depth topics (ZeroMQ, zenoh/rmw_zenoh), ``ros2`` messages in CDR,
+  ``mcap_recording``;
+- ``evaluation/`` — ``metrics``, ``scoring``, ``lpcvc_io`` (LPCVC 2025 Track 3);
+- ``system/`` — ``host``, ``network``, ``aihub_config``, ``doctor``: what this machine offers;
+- ``plugins/`` — the built-ins, written as a third-party plugin is (an options model, the stage
+  class, the hook); ``deploy/`` — export, quantize, compile (local, AI Hub) for any backend that
+  builds ONNX graphs; ``cli`` — the command line.
 """
 
-from edgedepth.config import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
-from edgedepth.errors import ConfigError, EdgedepthError, PluginError
-from edgedepth.frame import DepthKind, Frame
-from edgedepth.hookspecs import Register, hookimpl
-from edgedepth.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
+from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
+from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.hookspecs import Register, hookimpl
+from edgedepth.api.options import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
+from edgedepth.api.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
 
 __version__ = "0.1.0"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 
 from edgedepth import __version__
-from edgedepth.config import LoadedConfig, load_config
-from edgedepth.errors import EdgedepthError
-from edgedepth.registry import Registry, load_registry
-from edgedepth.stages import SinkOutput
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.stages import SinkOutput
+from edgedepth.engine.config import LoadedConfig, load_config
+from edgedepth.engine.registry import Registry, load_registry
 
 log = logging.getLogger("edgedepth")
 
@@ -141,7 +141,7 @@ def run(
     config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool, stats_json: Path | None
 ) -> None:
     """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
-    from edgedepth.pipeline import Pipeline
+    from edgedepth.engine.pipeline import Pipeline
 
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
@@ -197,7 +197,7 @@ def exit_now(code: int, busy_threads: list[str]) -> None:
 def check(config: Path, overrides: tuple[str, ...], debug: bool) -> None:
     """Validate a config and every plugin's options, and open its source (camera, video,
     images) to check what the run would fail on at once; nothing is processed or written."""
-    from edgedepth.pipeline import check_config
+    from edgedepth.engine.pipeline import check_config
 
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
@@ -225,7 +225,7 @@ def plugins(
 ) -> None:
     """List every registered source, resize policy, backend, postprocessor and sink; with NAME
     (e.g. `edgedepth plugins video`) or --verbose, also the options each one takes."""
-    from edgedepth.registry import describe_options
+    from edgedepth.engine.registry import describe_options
 
     with user_errors(debug):
         registry = load_with_plugins(config, ())[1] if config else load_registry()
@@ -263,7 +263,7 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    from edgedepth.host import check_python
+    from edgedepth.system.host import check_python
 
     unsupported = check_python()
     if unsupported:  # before anything else fails in a less helpful way

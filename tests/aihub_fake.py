@@ -456,11 +456,11 @@ class FakeAIHub:
         import onnxruntime
 
         source = self.sources[job.pb.model.model_id]
-        shape = onnxruntime.InferenceSession(str(source)).get_inputs()[0].shape
+        (graph_input,) = onnxruntime.InferenceSession(str(source)).get_inputs()
         path = self.workdir / f"{job.job_id}-random.h5"
         with h5py.File(path, "w") as h5:
-            image = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
-            dataset_entries_to_h5({"image": [image]}, h5)
+            image = np.random.default_rng(0).uniform(0, 255, graph_input.shape).astype(np.float32)
+            dataset_entries_to_h5({graph_input.name: [image]}, h5)
         return path
 
     @staticmethod

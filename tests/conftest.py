@@ -196,3 +196,30 @@ def small_disk(tmp_path: Path):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+#: The client must reach the AI Hub fake directly, whatever proxy this machine configures.
+NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in NO_PROXY.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, no_proxy):
+    """The AI Hub fake (tests/aihub_fake.py) on 127.0.0.1, and the real qai-hub client configured
+    for it (as `qai-hub configure` would)."""
+    from edgedepth.deploy import aihub
+    from tests.aihub_fake import FakeAIHub
+
+    (tmp_path / "service").mkdir()
+    with FakeAIHub(tmp_path / "service") as fake:
+        ini = fake.write_client_ini(tmp_path / "client.ini")
+        monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+        monkeypatch.setattr(aihub, "POLL_SECONDS", 0.05)
+        yield fake

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from edgedepth.models.dav2_checkpoint import randomize
+from edgedepth.models.dav2.checkpoint import randomize
 
 #: A 4-block ViT at 126×126 (9×9 patches): small enough for the QNN emulator.
 TINY = {
@@ -80,7 +80,7 @@ def save_hf(
 
 def save_official_pth(path: Path, encoder: str = "vits", kind: str = "relative", seed: int = 0):
     """A random model saved as a plain state dict, as the official release files are."""
-    from edgedepth.models.dav2 import DepthAnythingV2, config_for
+    from edgedepth.models.dav2.network import DepthAnythingV2, config_for
 
     model = DepthAnythingV2(config_for(encoder, kind))
     randomize(model, seed)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgedepth import cameras
-from edgedepth.errors import EdgedepthError
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.media import cameras
 from edgedepth.plugins import camera_source
 from tests.conftest import run_edgedepth
 

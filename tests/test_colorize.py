@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgedepth.colorize import COLORMAPS, colorize, colormap
-from edgedepth.frame import DepthKind
+from edgedepth.api.frame import DepthKind
+from edgedepth.media.colorize import COLORMAPS, colorize, colormap
 
 
 def float_index(depth: np.ndarray, kind: DepthKind, low: float, high: float) -> np.ndarray:

@@ -15,13 +15,13 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("transformers")
 
-from edgedepth.depth_graph import GraphOptions, normalize_on_host  # noqa: E402
-from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
-from edgedepth.models.dav2 import DepthAnythingV2, config_for, interpolate_pos_embed  # noqa: E402
-from edgedepth.models.dav2_export import DepthGraph, cached_export  # noqa: E402
-from edgedepth.models.dav2_weights import ModelKey  # noqa: E402
-from edgedepth.plugins.dav2_backend import DAv2Backend, DAv2Options  # noqa: E402
-from edgedepth.stages import BuildContext  # noqa: E402
+from edgedepth.api.stages import BuildContext  # noqa: E402
+from edgedepth.engine.registry import load_registry  # noqa: E402
+from edgedepth.models.dav2 import checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2.export import DepthGraph, export_graph  # noqa: E402
+from edgedepth.models.dav2.graph import GraphOptions, normalize_on_host  # noqa: E402
+from edgedepth.models.dav2.network import DepthAnythingV2, config_for, interpolate_pos_embed  # noqa: E402
+from edgedepth.runtime.exports import cached_export  # noqa: E402
 from tests.conftest import run_edgedepth, synthetic_config  # noqa: E402
 from tests.dav2_fixtures import TINY, hf_model, save_hf, save_official_pth  # noqa: E402
 
@@ -54,9 +54,9 @@ def hf_vits(tmp_path_factory):
     return models
 
 
-def backend(options: dict, kind: str, size: tuple[int, int], cache: Path) -> DAv2Backend:
+def backend(options: dict, kind: str, size: tuple[int, int], cache: Path):
     context = BuildContext(None, "file", cache, input_size=size)
-    return DAv2Backend(DAv2Options.model_validate(options), context, kind)
+    return load_registry().build("backends", f"dav2-{kind}", options, context)
 
 
 # --- layout -------------------------------------------------------------------------------------
@@ -135,8 +135,23 @@ def test_parity_with_transformers(hf_vits, kind, runtime, tmp_path_factory):
 
 # --- the exported graph ------------------------------------------------------------------------
 
-#: The key of ``ckpt.random_model(config_for("vits"))`` (what load_dav2 gives for it).
-RANDOM_KEY = ModelKey("random-seed0", "relative", "vits", 20.0, None)
+
+class InMemoryGraphs:
+    """A torch model in memory as a graph builder: the export cache, as the backend uses it."""
+
+    def __init__(self, model: DepthAnythingV2, options: GraphOptions) -> None:
+        self.model, self.options = model, options
+
+    def graph_key(self, htp: bool) -> dict:
+        return {"name": "test", "seed": 0, "graph": self.options.model_dump(mode="json")}
+
+    def export(self, size, path, htp):
+        return export_graph(self.model, self.options, size, path, "random-seed0")
+
+
+def export(model: DepthAnythingV2, options: GraphOptions, size, cache: Path) -> Path:
+    folder, _ = cached_export(InMemoryGraphs(model, options), size, False, cache)
+    return folder
 
 
 def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
@@ -144,7 +159,7 @@ def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
     a constant (QNN rejects cubic Resize)."""
     model = ckpt.random_model(config_for("vits"))
     options = GraphOptions(resize_to=(350, 350), output_size="input", invert=True)
-    folder = cached_export(model, RANDOM_KEY, options, (480, 640), tmp_path)
+    folder = export(model, options, (480, 640), tmp_path)
     graph = onnx.load(folder / "model.onnx")
     onnx.checker.check_model(graph)
     modes = [
@@ -178,13 +193,13 @@ def test_lpcvc_graph_matches_torch_and_has_no_cubic_resize(tmp_path):
 
 def test_export_is_cached(tmp_path, caplog):
     model = ckpt.random_model(config_for("vits"))
-    first = cached_export(model, RANDOM_KEY, GraphOptions(), (126, 126), tmp_path)
+    first = export(model, GraphOptions(), (126, 126), tmp_path)
     stamp = os.stat(first / "model.onnx").st_mtime_ns
     with caplog.at_level("INFO", logger="edgedepth"):
-        second = cached_export(model, RANDOM_KEY, GraphOptions(), (126, 126), tmp_path)
+        second = export(model, GraphOptions(), (126, 126), tmp_path)
     assert second == first and os.stat(second / "model.onnx").st_mtime_ns == stamp
     assert "using cached export" in caplog.text
-    other = cached_export(model, RANDOM_KEY, GraphOptions(invert=True), (126, 126), tmp_path)
+    other = export(model, GraphOptions(invert=True), (126, 126), tmp_path)
     assert other != first
 
 
@@ -454,7 +469,7 @@ def test_per_head_attention_is_the_same_function(tmp_path):
         assert rel_error(split(image).numpy(), reference) < 1e-5
     model = ckpt.random_model(config_for("vits"))
     options = GraphOptions(attention="per-head")
-    folder = cached_export(model, RANDOM_KEY, options, (126, 126), tmp_path)
+    folder = export(model, options, (126, 126), tmp_path)
     import onnxruntime
 
     session = onnxruntime.InferenceSession(folder / "model.onnx")

@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("transformers")
 
-from edgedepth.depth_graph import GraphOptions  # noqa: E402
-from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
-from edgedepth.models.dav2_export import DepthGraph  # noqa: E402
-from edgedepth.models.dav2_weights import file_sha256  # noqa: E402
+from edgedepth.models.dav2 import checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2.export import DepthGraph  # noqa: E402
+from edgedepth.models.dav2.graph import GraphOptions  # noqa: E402
+from edgedepth.runtime.file_identity import file_sha256  # noqa: E402
 from tests.conftest import blocked_modules, run_edgedepth  # noqa: E402
 from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
 
@@ -85,7 +85,8 @@ def test_export_matches_torch_and_writes_a_complete_manifest(
     assert manifest["outputs"][0]["shape"] == [1, 1, 240, 320]
     assert manifest["outputs"][0]["range"] == [0.0, 1.0]
     assert manifest["depth_kind"] == "relative-depth"
-    assert manifest["checkpoint_sha256"] == file_sha256(tiny_checkpoint)
+    assert manifest["weights_sha256"] == file_sha256(tiny_checkpoint)
+    assert manifest["backend"] == "dav2-relative"
     assert manifest["graph"]["resize_to"] == [126, 126] and manifest["graph"]["invert"] is True
     assert {"torch", "onnxruntime", "edgedepth", "onnx"} <= manifest["tools"].keys()
     assert manifest["model"]["encoder"] == "custom" and manifest["model"]["depth"] == 4
@@ -113,7 +114,8 @@ def test_export_of_a_non_dav2_backend_is_a_clear_error(tmp_path, write_config):
         "deploy", "export", "--config", str(config), "--out", str(tmp_path / "x")
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "backend.type: deploy builds DepthAnythingV2 graphs" in result.stderr
+    assert "backend.type: deploy builds the ONNX graphs of backends that run them" in result.stderr
+    assert "'sleepy'" in result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -20,37 +20,16 @@ import pytest
 qai_hub = pytest.importorskip("qai_hub")
 onnxruntime_qnn = pytest.importorskip("onnxruntime_qnn")
 
+from edgedepth.api.errors import EdgedepthError  # noqa: E402
 from edgedepth.deploy import aihub  # noqa: E402
-from edgedepth.errors import EdgedepthError  # noqa: E402
-from edgedepth.ort_session import is_context_model  # noqa: E402
+from edgedepth.runtime.sessions import is_context_model  # noqa: E402
 from tests.aihub_fake import FakeAIHub  # noqa: E402
-from tests.conftest import run_edgedepth  # noqa: E402
+from tests.conftest import NO_PROXY, run_edgedepth  # noqa: E402
 from tests.onnx_models import depth_model_folder  # noqa: E402
 
 SECRET = "s3cr3t-t0ken-4f9a"
 DEVICE = "Snapdragon X Elite CRD"
 LOCAL_QAIRT = ".".join(onnxruntime_qnn.build_and_package_info.qnn_version.split(".")[:2])
-#: The client must reach the fake directly, whatever proxy this machine configures.
-NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-
-@pytest.fixture
-def no_proxy(monkeypatch):
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in NO_PROXY.items():
-        monkeypatch.setenv(name, value)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch, no_proxy):
-    """The fake service, and the client configured for it (as `qai-hub configure` would)."""
-    (tmp_path / "service").mkdir()
-    with FakeAIHub(tmp_path / "service") as fake:
-        ini = fake.write_client_ini(tmp_path / "client.ini")
-        monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
-        monkeypatch.setattr(aihub, "POLL_SECONDS", 0.05)
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -198,32 +177,35 @@ def test_older_clients_still_use_a_profile_job_and_an_inference_job(
     assert results["inference"]["accuracy_vs_cpu"]["relative_error"] < 1e-2
 
 
-def frames_and_reference(model: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+class FirstOutput:
+    """The depth model of these raw test graphs: their first output, as it is."""
+
+    def depth(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        return next(iter(outputs.values()))
+
+
+def feeds_and_reference(model: Path) -> dict:
+    """compile_on_aihub's keywords for two random frames of the test graph."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(model / "model.onnx"))
     rng = np.random.default_rng(0)
-    frames = [rng.uniform(0, 255, (1, 3, 32, 32)).astype(np.float32) for _ in range(2)]
-    return frames, [session.run(None, {"image": frame})[0] for frame in frames]
+    feeds = [{"image": rng.uniform(0, 255, (1, 3, 32, 32)).astype(np.float32)} for _ in range(2)]
+    reference = [session.run(None, feed)[0] for feed in feeds]
+    return {"model": FirstOutput(), "feeds": feeds, "reference_depth": reference}
 
 
 @pytest.mark.qnn
 def test_a_job_without_a_profile_is_a_clear_error(tmp_path, hub, model):
     hub.profile_detail = False  # the service returns no ProfileDetail for this job
-    frames, reference = frames_and_reference(model)
     with pytest.raises(EdgedepthError, match=r"AI Hub job j\d+ returned no profile"):
-        aihub.compile_on_aihub(
-            model, tmp_path / "hub", device=DEVICE, frames=frames, reference_outputs=reference
-        )
+        aihub.compile_on_aihub(model, tmp_path / "hub", device=DEVICE, **feeds_and_reference(model))
 
 
 def test_failed_compile_job_is_one_line_and_keeps_its_id(tmp_path, hub, model):
     hub.fail_compile = True
-    frames, reference = frames_and_reference(model)
     with pytest.raises(EdgedepthError, match=r"compile job j\d+ failed: compilation failed"):
-        aihub.compile_on_aihub(
-            model, tmp_path / "hub", device=DEVICE, frames=frames, reference_outputs=reference
-        )
+        aihub.compile_on_aihub(model, tmp_path / "hub", device=DEVICE, **feeds_and_reference(model))
     manifest = json.loads((tmp_path / "hub" / "manifest.json").read_text())
     assert manifest["aihub"]["compile"]["job_id"] in hub.jobs  # kept, for `deploy status`
 
@@ -309,8 +291,9 @@ def test_missing_token_stops_before_any_upload(tmp_path, monkeypatch, no_proxy):
     (tmp_path / "service").mkdir()
     with FakeAIHub(tmp_path / "service") as fake, pytest.raises(EdgedepthError, match="configure"):
         aihub.compile_on_aihub(
-            tmp_path, tmp_path / "out", device=DEVICE, frames=[], reference_outputs=[]
-        )
+            tmp_path, tmp_path / "out", device=DEVICE, model=FirstOutput(), feeds=[],
+            reference_depth=[],
+        )  # fmt: skip
     assert fake.requests == []
     result = run_edgedepth(
         "deploy", "compile", "--config", str(tmp_path / "any.yaml"), "--out", str(tmp_path / "o"),

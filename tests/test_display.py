@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import ImageGrab
 
-from edgedepth.colorize import CAPTION_TEXT
+from edgedepth.media.colorize import CAPTION_TEXT
 from tests.conftest import synthetic_config
 
 HAS_XVFB = bool(shutil.which("Xvfb") and shutil.which("xdotool"))

@@ -13,7 +13,7 @@ import onnxruntime
 import pytest
 
 import edgedepth
-from edgedepth import doctor
+from edgedepth.system import doctor
 from tests.conftest import run_edgedepth
 
 SECRET = "d0ct0r-s3cr3t"

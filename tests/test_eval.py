@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgedepth.metrics import (
+from edgedepth.evaluation.metrics import (
     Intrinsics,
     backproject,
     depth_errors,
     evaluate_image,
     pointcloud_metrics,
 )
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.media.synthetic_scene import SyntheticScene
 from tests.conftest import SLEEPY, run_edgedepth
 
 UNIT_CAMERA = Intrinsics(fx=1.0, fy=1.0, cx=0.0, cy=0.0)
@@ -29,7 +29,7 @@ UNIT_CAMERA = Intrinsics(fx=1.0, fy=1.0, cx=0.0, cy=0.0)
 ORACLE_PLUGIN = """
 import numpy as np
 import edgedepth
-from edgedepth.config import StrictModel
+from edgedepth.api.options import StrictModel
 
 
 class OracleOptions(StrictModel):

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from edgedepth.colorize import CAPTION_TEXT
+from edgedepth.media.colorize import CAPTION_TEXT
 from tests.conftest import run_edgedepth
 from tests.dav2_fixtures import save_official_pth
 

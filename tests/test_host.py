@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
-from edgedepth import host
+from edgedepth.system import host
 
 REPO = Path(__file__).resolve().parent.parent
 #: What Windows sets in an x64 process emulated on a Snapdragon (PROCESSOR_ARCHITECTURE lies).
@@ -57,7 +57,7 @@ def test_this_machine_is_described():
 
 def test_the_command_line_refuses_an_unsupported_python_in_one_line():
     refuse = (
-        "import edgedepth.host as h\n"
+        "import edgedepth.system.host as h\n"
         "h.check_python = lambda: h.unsupported_python_reason('Windows', 'arm64', (3, 11))\n"
         "from edgedepth.cli import main\n"
         "main()\n"

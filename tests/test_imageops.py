@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edgedepth.imageops import axis_table, resize
+from edgedepth.media.imageops import axis_table, resize
 
 # (source, destination) sizes: up and down, odd, one-pixel edges, integer factors (OpenCV's fast
 # area path), the official 480×640 → 518×686.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgedepth.recording import read_depth_recording
+from edgedepth.media.recording import read_depth_recording
 from tests.conftest import POSIX_SIGNALS
 from tests.onnx_models import conv_stack
 

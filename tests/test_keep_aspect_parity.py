@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 cv2 = pytest.importorskip("cv2", reason="the reference is the official recipe, which uses OpenCV")
 
-from edgedepth.models import dav2_checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2 import checkpoint as ckpt  # noqa: E402
 from tests.conftest import run_edgedepth  # noqa: E402
 from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgedepth.synthetic_scene import SyntheticScene
+from edgedepth.media.synthetic_scene import SyntheticScene
 from tests.conftest import POSIX_SIGNALS, SLEEPY, run_edgedepth, synthetic_config
 
 

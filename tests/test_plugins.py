@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from edgedepth.config import PipelineConfig
-from edgedepth.registry import load_registry
+from edgedepth.engine.config import PipelineConfig
+from edgedepth.engine.registry import load_registry
 from tests.conftest import run_edgedepth, synthetic_config
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "plugin_example"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgedepth.frame import DepthKind, Frame
+from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.plugins.postprocessors import (
     Invert,
     InvertOptions,

@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from pydantic import ValidationError
 
-from edgedepth import qnn
-from edgedepth.qnn import QnnOptions
+from edgedepth.runtime import qnn
+from edgedepth.runtime.options import QnnOptions
 from tests.conftest import run_edgedepth
 
 onnxruntime_qnn = pytest.importorskip("onnxruntime_qnn")
@@ -27,8 +27,8 @@ PRETEND_NPU = Path(__file__).parent / "tools" / "pretend_npu.py"
 COMPILE = """
 import sys
 from pathlib import Path
-from edgedepth.qnn import QnnOptions
-from edgedepth.ort_session import qnn_session
+from edgedepth.runtime.options import QnnOptions
+from edgedepth.runtime.sessions import qnn_session
 qnn_session(Path(sys.argv[1]), QnnOptions(), Path(sys.argv[2]))
 """
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from edgedepth.queues import Closed, StageQueue
+from edgedepth.engine.queues import Closed, StageQueue
 
 
 def test_latest_policy_drops_oldest_and_counts():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgedepth.imageops import read_rgb
+from edgedepth.media.imageops import read_rgb
 from tests.conftest import blocked_modules, run_edgedepth
 from tests.dav2_fixtures import TINY, export_hf_onnx, export_qai_hub_onnx, hf_model
 
@@ -100,7 +100,7 @@ def test_qai_hub_models_onnx_runs_without_torch(
     # `check` reads the input size as the run does (channel-last: 1×S×S×3).
     checked = run_edgedepth("check", "--config", str(tmp_path / "pipeline.yaml"))
     assert checked.returncode == 0, checked.stderr
-    from edgedepth.imageops import resize
+    from edgedepth.media.imageops import resize
 
     for index, name in enumerate(sorted(PHOTOS)):
         # The frame as the fixed policy hands it over: float RGB on the 0–255 scale.

@@ -17,7 +17,6 @@ import time
 import numpy as np
 import pytest
 
-from edgedepth.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
 from edgedepth.topic import open_zenoh
 from edgedepth.topic.rmw_zenoh import (
     Attachment,
@@ -27,6 +26,7 @@ from edgedepth.topic.rmw_zenoh import (
     publisher_token,
     topic_key_expr,
 )
+from edgedepth.topic.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
 from tests.conftest import run_edgedepth, synthetic_config
 
 zenoh = pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")

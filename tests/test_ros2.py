@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from edgedepth.errors import EdgedepthError
-from edgedepth.frame import DepthKind, Frame
-from edgedepth.mcap_recording import import_mcap, read_mcap
-from edgedepth.ros2 import (
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.media.synthetic_scene import SyntheticScene
+from edgedepth.topic.mcap_recording import import_mcap, read_mcap
+from edgedepth.topic.ros2 import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,
@@ -25,7 +26,6 @@ from edgedepth.ros2 import (
     schema_text,
     to_millimetres,
 )
-from edgedepth.synthetic_scene import SyntheticScene
 from tests.conftest import POSIX_SIGNALS, killed_run, run_edgedepth, synthetic_config
 
 pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")
@@ -241,7 +241,7 @@ def test_frames_that_change_size(tmp_path):
 
 def test_each_finished_chunk_is_on_disk_at_once(tmp_path):
     """While recording, another reader of the file sees every message but the open chunk's."""
-    from edgedepth.mcap_recording import McapRecorder
+    from edgedepth.topic.mcap_recording import McapRecorder
 
     recorder = McapRecorder(tmp_path / "live.mcap", chunk_size=4096, compression="none")
     to_messages = FrameToMessages(camera_info=False)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgedepth.errors import EdgedepthError
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.stages import BuildContext
 from edgedepth.plugins.images_source import ImagesOptions, ImagesSource
 from edgedepth.plugins.resize_policies import (
     KeepAspectOptions,
@@ -18,7 +19,6 @@ from edgedepth.plugins.resize_policies import (
     keep_aspect_size,
 )
 from edgedepth.plugins.video_source import VideoOptions, VideoSource
-from edgedepth.stages import BuildContext
 
 
 def context(tmp_path: Path) -> BuildContext:

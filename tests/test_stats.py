@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from edgedepth.stats import RunStats
+from edgedepth.engine.stats import RunStats
 
 
 def test_summary_while_stages_still_record():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgedepth.synthetic_scene import CAMERA_HEIGHT, SyntheticScene
+from edgedepth.media.synthetic_scene import CAMERA_HEIGHT, SyntheticScene
 
 
 def back_project(scene: SyntheticScene, index: int, depth: np.ndarray) -> np.ndarray:

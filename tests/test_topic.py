@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from edgedepth.errors import EdgedepthError
-from edgedepth.frame import DepthKind
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.frame import DepthKind
 from edgedepth.topic import (
     CameraInfo,
     DepthImage,

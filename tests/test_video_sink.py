@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgedepth.colorize import colorize
-from edgedepth.frame import DepthKind
-from edgedepth.recording import (
+from edgedepth.api.frame import DepthKind
+from edgedepth.media.colorize import colorize
+from edgedepth.media.recording import (
     DepthRecorder,
     read_depth_recording,
     read_depth_segments,

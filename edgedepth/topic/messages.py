@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgedepth.errors import EdgedepthError
-from edgedepth.frame import DepthKind
-from edgedepth.ros2 import (
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.frame import DepthKind
+from edgedepth.topic.ros2 import (
     CAMERA_INFO,
     IMAGE,
     depth_kind_of_topic,
@@ -104,7 +104,7 @@ Message = DepthImage | CameraInfo
 
 
 def _header(stamp: float, frame_id: str, seq: int) -> dict[str, Any]:
-    """A ROS header (:func:`edgedepth.ros2.header`) with the frame's sequence number."""
+    """A ROS header (:func:`edgedepth.topic.ros2.header`) with the frame's sequence number."""
     return {**header(round(stamp * 1e9), frame_id), "seq": seq}
 
 

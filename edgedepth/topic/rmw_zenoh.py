@@ -11,7 +11,7 @@ expression ``<domain>/<topic without its outer slashes>/<DDS type name>/<RIHS01 
 
     0/depth/image/sensor_msgs::msg::dds_::Image_/RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47
 
-The payload is the CDR message (:func:`edgedepth.ros2.encode_cdr`). The attachment (33 bytes,
+The payload is the CDR message (:func:`edgedepth.topic.ros2.encode_cdr`). The attachment (33 bytes,
 zenoh-ext serialisation, as rmw_zenoh's ``AttachmentData``): int64 LE sequence number (per
 publisher, from 1), int64 LE source timestamp (ns since the UNIX epoch), 1 byte GID length (16),
 the publisher's 16-byte GID. rmw_zenoh subscribers drop samples without this attachment.
@@ -34,9 +34,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgedepth.errors import EdgedepthError
-from edgedepth.ros2 import TYPE_HASHES, dds_type_name, decode_cdr, fully_qualified, ros_type_name
+from edgedepth.api.errors import EdgedepthError
 from edgedepth.topic.messages import as_topic_message
+from edgedepth.topic.ros2 import (
+    TYPE_HASHES,
+    dds_type_name,
+    decode_cdr,
+    fully_qualified,
+    ros_type_name,
+)
 
 ADMIN_SPACE = "@ros2_lv"
 #: rmw_zenoh's compact QoS of reliable, volatile, keep last 10 (its defaults are depth 42).

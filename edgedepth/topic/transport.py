@@ -14,17 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edgedepth.errors import EdgedepthError
-from edgedepth.frame import DepthKind, Frame
-from edgedepth.ros2 import (
-    IMAGE,
-    CameraIntrinsics,
-    FrameStamps,
-    FrameToMessages,
-    StampClock,
-    encode_cdr,
-    import_cdr_codec,
-)
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.topic.messages import (
     CAMERA_INFO_SUFFIX,
     DEFAULT_ENDPOINT,
@@ -40,6 +31,15 @@ from edgedepth.topic.messages import (
     encode_image,
 )
 from edgedepth.topic.rmw_zenoh import RmwZenohNode, decode_sample
+from edgedepth.topic.ros2 import (
+    IMAGE,
+    CameraIntrinsics,
+    FrameStamps,
+    FrameToMessages,
+    StampClock,
+    encode_cdr,
+    import_cdr_codec,
+)
 from edgedepth.topic.zenoh_session import import_zenoh, open_zenoh, zenoh_error
 
 log = logging.getLogger("edgedepth")

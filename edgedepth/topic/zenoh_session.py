@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from edgedepth.errors import EdgedepthError
+from edgedepth.api.errors import EdgedepthError
 
 
 def import_zenoh() -> Any:

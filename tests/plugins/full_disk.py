@@ -7,7 +7,7 @@ import time
 from pydantic import Field
 
 import edgedepth
-from edgedepth.config import StrictModel
+from edgedepth.api.options import StrictModel
 
 
 class FullDiskOptions(StrictModel):

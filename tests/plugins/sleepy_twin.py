@@ -1,7 +1,7 @@
 """Registers the same backend name as sleepy.py: loading both must be an error naming both."""
 
 import edgedepth
-from edgedepth.config import StrictModel
+from edgedepth.api.options import StrictModel
 
 
 class NoOptions(StrictModel):

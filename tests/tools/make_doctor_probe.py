@@ -1,4 +1,5 @@
-"""Writes edgedepth/doctor_probe.onnx, the model `edgedepth doctor --verify` compiles for the NPU
+"""Writes edgedepth/system/doctor_probe.onnx, the model `edgedepth doctor --verify` compiles for
+the NPU
 (the runtime has no onnx package to build one; tests/test_doctor.py checks the committed file is
 exactly what this writes). The operators of a ViT depth model at toy size: strided conv patch
 embedding, layer norm, single-head attention (MatMul, Softmax), an MLP with Erf-GELU, bilinear
@@ -81,5 +82,5 @@ def build() -> onnx.ModelProto:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("edgedepth/doctor_probe.onnx")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("edgedepth/system/doctor_probe.onnx")
     target.write_bytes(build().SerializeToString())

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgedepth import qnn
 from edgedepth.cli import main
+from edgedepth.runtime import qnn
 
 qnn._qnn_target = dataclasses.replace(
     qnn.qnn_target(), npu=True, description="Snapdragon(R) X Elite (pretend NPU)"

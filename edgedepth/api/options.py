@@ -1,0 +1,98 @@
+"""Option types for plugins: :class:`StrictModel` (unknown keys are errors) and paths made
+relative to the config file and checked (:data:`InputPath`, :data:`OutputPath`,
+:data:`OutputDir`, :data:`ConfigPath`)."""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base_dir = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if not value.is_absolute() and base_dir is not None:
+        value = Path(base_dir) / value
+    return value
+
+
+def _existing_path(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if not value.exists():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+def _writable_folder(folder: Path) -> None:
+    """The folder a file or folder will be created in: it (or its nearest existing parent, for
+    folders created on the way) must be a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"folder is not writable: {existing}")
+
+
+def check_output_file(path: Path) -> None:
+    """A file about to be written: its folder exists and is writable, and it is not a folder.
+    Raises ValueError saying which."""
+    if not path.parent.is_dir():
+        raise ValueError(f"parent directory does not exist: {path.parent}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name")
+    _writable_folder(path.parent)
+
+
+def _output_path(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    check_output_file(value)
+    return value
+
+
+def _output_dir(value: Path, info: ValidationInfo) -> Path:
+    value = _resolve(value, info)
+    if value.exists() and not value.is_dir():
+        raise ValueError(f"{value} is a file; give a folder")
+    _writable_folder(value)
+    return value
+
+
+#: A file or folder that must exist (relative to the config file).
+InputPath = Annotated[Path, AfterValidator(_existing_path)]
+#: A file to be written: its folder must exist and be writable (relative to the config file).
+OutputPath = Annotated[Path, AfterValidator(_output_path)]
+#: A folder to be written into (created if missing): it, or the folder it will be created in,
+#: must be writable (relative to the config file).
+OutputDir = Annotated[Path, AfterValidator(_output_dir)]
+#: Any path, made relative to the config file, not checked.
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def output_fields(model: type[BaseModel]) -> list[str]:
+    """Names of ``model``'s fields that are written to (:data:`OutputPath`, :data:`OutputDir`),
+    e.g. to redirect a sink's files somewhere else."""
+    writers = {_output_path, _output_dir}
+    names = []
+    for name, field in model.model_fields.items():
+        validators = [m.func for m in field.metadata if isinstance(m, AfterValidator)]
+        for arg in typing.get_args(field.annotation):  # Optional[OutputPath]
+            validators += [
+                m.func for m in getattr(arg, "__metadata__", ()) if isinstance(m, AfterValidator)
+            ]
+        if writers & set(validators):
+            names.append(name)
+    return names
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored. An attribute docstring
+    (a string under the field) is the option's description, shown by ``edgedepth plugins NAME``
+    and in the JSON schema."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)

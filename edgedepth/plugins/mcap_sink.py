@@ -1,0 +1,123 @@
+"""``mcap``: record RGB, depth and camera info as a ROS 2 MCAP file (``ros2 bag``, Foxglove,
+RViz), crash-safe: a killed run loses at most the open chunk
+(:mod:`edgedepth.topic.mcap_recording`).
+
+Topics (defaults): ``/camera/image_raw`` (Image ``rgb8``) or ``/camera/image_raw/compressed``
+(CompressedImage ``jpeg``), ``/camera/camera_info``; ``/depth/image`` (metric: ``32FC1`` metres
+or ``16UC1`` millimetres), ``/depth/relative_disparity`` or ``/depth/relative_depth``
+(relative: ``32FC1``), ``/depth/camera_info``. Messages are described in
+:mod:`edgedepth.topic.ros2`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import Field, field_validator
+
+import edgedepth
+from edgedepth.api.frame import Frame
+from edgedepth.api.options import OutputPath, StrictModel
+from edgedepth.api.stages import BuildContext
+from edgedepth.topic.mcap_recording import DEFAULT_CHUNK_SIZE, Compression, McapRecorder
+from edgedepth.topic.ros2 import (
+    CameraIntrinsics,
+    DepthEncoding,
+    FrameToMessages,
+    RgbFormat,
+    StampClock,
+    check_topic_name,
+)
+
+log = logging.getLogger("edgedepth")
+
+
+class McapSinkOptions(StrictModel):
+    path: OutputPath
+    """The .mcap file to write (ROS 2 profile, CDR messages)."""
+    rgb: RgbFormat = "raw"
+    """RGB frames: ``raw`` (Image rgb8), ``jpeg`` (CompressedImage) or ``none``."""
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    """JPEG quality of ``rgb: jpeg``."""
+    depth: bool = True
+    """Record the depth images."""
+    depth_encoding: DepthEncoding = "32FC1"
+    """Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is 32FC1."""
+    camera_info: bool = True
+    """CameraInfo beside each image topic, when intrinsics are known."""
+    intrinsics: CameraIntrinsics | None = None
+    """Intrinsics of the frames; omitted: the source's (the synthetic source has them)."""
+    rgb_topic: str = "camera/image_raw"
+    """Topic of the RGB frames (``/compressed`` is appended for JPEG)."""
+    depth_topic: str = "depth/image"
+    """Topic of metric depth."""
+    relative_topic: str | None = None
+    """Relative depth; omitted: ``relative_disparity``/``relative_depth`` beside ``depth_topic``."""
+    frame_id: str = "camera"
+    """``header.frame_id`` of every message."""
+    stamp: StampClock = "media"
+    """Header stamps: ``media`` (seconds from the start of the stream) or ``epoch`` (wall clock)."""
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=4096, le=256 * 1024 * 1024)
+    """Bytes of messages per chunk: a kill loses at most the open chunk."""
+    compression: Compression = "zstd"
+    """Chunk compression."""
+
+    @field_validator("rgb_topic", "depth_topic", "relative_topic")
+    @classmethod
+    def _ros_name(cls, value: str | None) -> str | None:
+        return value if value is None else check_topic_name(value)
+
+
+class McapSink:
+    """Writes each frame's messages to the recording, stamped with the frame's time."""
+
+    def __init__(self, options: McapSinkOptions, context: BuildContext) -> None:
+        self.options = options
+        self.to_messages = FrameToMessages(
+            frame_id=options.frame_id,
+            depth_topic=options.depth_topic,
+            relative_topic=options.relative_topic,
+            depth_encoding=options.depth_encoding,
+            depth=options.depth,
+            rgb=options.rgb,
+            rgb_topic=options.rgb_topic,
+            jpeg_quality=options.jpeg_quality,
+            camera_info=options.camera_info,
+            intrinsics=options.intrinsics.matrix if options.intrinsics else None,
+            clock=options.stamp,
+        )
+        self.recorder = McapRecorder(
+            options.path,
+            chunk_size=options.chunk_size,
+            compression=options.compression,
+            library=f"edgedepth {edgedepth.__version__}",
+        )
+
+    def write(self, frame: Frame) -> None:
+        depth_topic = (
+            self.to_messages.depth_topic_for(frame.depth_kind) if frame.depth_kind else None
+        )
+        messages = self.to_messages(frame)
+        if not messages:
+            return
+        stamp = messages[0].fields["header"]["stamp"]  # one stamp for a frame's messages
+        time_ns = stamp["sec"] * 1_000_000_000 + stamp["nanosec"]
+        for message in messages:
+            metadata = {}
+            if message.topic == depth_topic and frame.depth_kind is not None:
+                metadata["depth_kind"] = frame.depth_kind.value
+            self.recorder.write(message, time_ns, metadata)
+
+    def close(self) -> None:
+        self.recorder.close()
+        log.info("mcap: %d messages in %s", self.recorder.messages, self.options.path)
+
+
+@edgedepth.hookimpl
+def register_sinks(register):
+    register(
+        "mcap",
+        McapSinkOptions,
+        McapSink,
+        description="ROS 2 MCAP recording (Image/CompressedImage, depth 32FC1/16UC1, CameraInfo)",
+    )

@@ -1,0 +1,366 @@
+"""``topic``: publish every depth frame as a ROS-like Image message (REP-118 units) over ZeroMQ
+(default) or Zenoh; and ``edgedepth topic echo`` to watch a topic.
+
+ZeroMQ binds ``tcp://127.0.0.1:5556`` by default: only this machine can subscribe. Binding
+``tcp://0.0.0.0:5556`` publishes the depth stream, unauthenticated and unencrypted, to every
+network the machine is on.
+
+A slow subscriber never slows the pipeline: sends never block, and each subscriber has a queue
+of ``high_water_mark`` frames; what does not fit is dropped for that subscriber only (it sees a
+gap in ``seq``). In file mode, ``wait_for_subscribers: 1`` (hold the first frame until a
+subscriber is connected) with a ``high_water_mark`` of the whole run makes a subscriber that keeps
+up receive every frame. The message format and the publishers are in :mod:`edgedepth.topic`:
+this plugin holds the options, the sink and ``edgedepth topic echo``.
+
+``transport: zenoh`` speaks rmw_zenoh's wire format (:mod:`edgedepth.topic.rmw_zenoh`): ROS 2
+nodes on ``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image`` and
+``CameraInfo`` with no bridge; ``connect: [tcp/localhost:7447]`` joins their router.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+import edgedepth
+from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.options import StrictModel
+from edgedepth.api.stages import BuildContext
+from edgedepth.cli import debug_option, user_errors
+from edgedepth.topic import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_TOPIC,
+    DepthImage,
+    Encoding,
+    Message,
+    MessageError,
+    Publisher,
+    PublishSettings,
+    TopicSubscriber,
+    Transport,
+    ZenohPublisher,
+    ZmqPublisher,
+    as_topic_message,
+    wait_until,
+)
+from edgedepth.topic.mcap_recording import RecordedMessage, read_mcap
+from edgedepth.topic.rmw_zenoh import domain_id_from_env
+from edgedepth.topic.ros2 import (
+    COMPRESSED_IMAGE,
+    IMAGE,
+    CameraIntrinsics,
+    StampClock,
+    check_topic_name,
+    fully_qualified,
+    stamp_seconds,
+)
+
+log = logging.getLogger("edgedepth")
+
+
+class TopicOptions(StrictModel):
+    transport: Transport = "zmq"
+    """``zmq``: ZeroMQ PUB (edgedepth's own messages); ``zenoh``: ROS 2 over rmw_zenoh."""
+    endpoint: str = DEFAULT_ENDPOINT
+    """ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
+    Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT)."""
+    connect: list[str] = Field(default_factory=list)
+    """Zenoh only: routers or peers to connect to as well (e.g. tcp/localhost:7447, the rmw_zenoh
+    router ROS 2 nodes use)."""
+    topic: str = DEFAULT_TOPIC
+    """Topic of metric depth."""
+    relative_topic: str | None = None
+    """Topic of relative depth; omitted: ZeroMQ ``depth/relative``; zenoh
+    ``depth/relative_disparity`` or ``depth/relative_depth``."""
+    encoding: Encoding = "32FC1"
+    """Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1."""
+    frame_id: str = "camera"
+    """``header.frame_id`` of every message."""
+    camera_info: CameraIntrinsics | None = None
+    """Publish CameraInfo (K) before every image: ZeroMQ on ``<topic>/camera_info``; zenoh on
+    ``camera_info`` beside the image topic (there also with the source's intrinsics)."""
+    domain_id: int | None = Field(None, ge=0, le=232)
+    """Zenoh only: ROS_DOMAIN_ID (omitted: the environment's, else 0)."""
+    node_name: str = "edgedepth"
+    """Zenoh only: the ROS 2 node name its publishers belong to."""
+    stamp: StampClock = "media"
+    """Header stamps: ``media`` (seconds from the stream start) or ``epoch`` (wall clock)."""
+    high_water_mark: int = Field(2, ge=1)
+    """ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber."""
+    wait_for_subscribers: int = Field(0, ge=0)
+    """Before the first frame, wait for this many subscriptions to its topic (zenoh: for one), at
+    most ``subscriber_timeout`` s; then publish anyway. Solves ZeroMQ's "slow joiner"."""
+    subscriber_timeout: float = Field(10.0, gt=0)
+    """Seconds ``wait_for_subscribers`` waits at most."""
+
+    @field_validator("endpoint", "connect")
+    @classmethod
+    def _has_scheme(cls, value: str | list[str]) -> str | list[str]:
+        for endpoint in [value] if isinstance(value, str) else value:
+            if "://" not in endpoint and "/" not in endpoint:
+                raise ValueError(f"{endpoint!r} is not an endpoint (e.g. tcp://127.0.0.1:5556)")
+        return value
+
+    @field_validator("topic", "relative_topic")
+    @classmethod
+    def _not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip("/"):
+            raise ValueError("a topic name cannot be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _ros_names_on_zenoh(self) -> TopicOptions:
+        if self.transport == "zenoh":
+            for name in (self.topic, self.relative_topic, self.node_name):
+                if name is not None:
+                    check_topic_name(name)
+        return self
+
+
+class TopicSink:
+    """Publishes each frame's depth (and camera info) on its topic."""
+
+    def __init__(self, options: TopicOptions, context: BuildContext) -> None:
+        self.options = options
+        intrinsics = options.camera_info
+        settings = PublishSettings(
+            topic=options.topic,
+            relative_topic=options.relative_topic,
+            encoding=options.encoding,
+            frame_id=options.frame_id,
+            intrinsics=intrinsics,
+        )
+        self.publisher: Publisher
+        if options.transport == "zmq":
+            self.publisher = ZmqPublisher(
+                options.endpoint, settings, options.high_water_mark, options.stamp
+            )
+        else:
+            domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
+            self.publisher = ZenohPublisher(
+                options.endpoint,
+                settings,
+                options.connect,
+                domain_id,
+                options.node_name,
+                options.stamp,
+            )
+        self.published = 0
+        #: Messages the transport refused without waiting (its queue was full).
+        self.not_sent = 0
+        self._waited = options.wait_for_subscribers == 0
+        self._stop_requested = context.stop_requested
+        self._closed = False
+
+    def _wait_for_subscribers(self, topic: str) -> None:
+        wanted = self.options.wait_for_subscribers
+        if isinstance(self.publisher, ZenohPublisher):
+            wanted = 1  # zenoh says whether some subscriber matches, not how many
+        timeout = self.options.subscriber_timeout
+        log.info(
+            "topic: waiting up to %g s for %d subscriber(s) to %s on %s",
+            timeout, wanted, topic, self.options.endpoint,
+        )  # fmt: skip
+        subscribed = wait_until(
+            lambda: self.publisher.subscribers(topic) >= wanted, timeout, self._stop_requested
+        )
+        if self._stop_requested.is_set():
+            log.info("topic: stop requested while waiting for subscribers")
+        elif not subscribed:
+            log.warning(
+                "topic: %d of %d subscriber(s) after %g s; publishing anyway",
+                self.publisher.subscribers(topic), wanted, timeout,
+            )  # fmt: skip
+        self._waited = True
+
+    def write(self, frame: Frame) -> None:
+        assert frame.depth is not None and frame.depth_kind is not None
+        if not self._waited:
+            self._wait_for_subscribers(self.publisher.topic_for(frame.depth_kind))
+        self.not_sent += self.publisher.publish(frame)
+        self.published += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.not_sent:
+            log.warning(
+                "topic: %d message(s) dropped on %s (send queue full)",
+                self.not_sent, self.options.endpoint,
+            )  # fmt: skip
+        self.publisher.close()
+
+
+# --- edgedepth topic echo -----------------------------------------------------------------------
+
+
+def describe(message: Message) -> str:
+    """One line per message: topic, seq, stamp, size, encoding, kind and value range."""
+    if isinstance(message, DepthImage):
+        depth = message.depth
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        value_range = f"{valid.min():.3f}..{valid.max():.3f}" if valid.size else "no valid pixels"
+        return (
+            f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} "
+            f"{message.width}x{message.height} {message.encoding} {len(message.data)} B "
+            f"{message.depth_kind.value} range={value_range}"
+        )
+    fx, _, cx, _, fy, cy = message.k[:6]
+    return (
+        f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} "
+        f"{message.width}x{message.height} CameraInfo fx={fx:.1f} fy={fy:.1f} "
+        f"cx={cx:.1f} cy={cy:.1f}"
+    )
+
+
+def describe_recorded(recorded: RecordedMessage) -> str:
+    """One line for a message of an MCAP recording (depth and camera info as :func:`describe`)."""
+    kind = recorded.channel_metadata.get("depth_kind")
+    message = as_topic_message(
+        recorded.topic,
+        recorded.type_name,
+        recorded.sequence,
+        recorded.ros_msg,
+        DepthKind(kind) if kind else None,
+    )
+    if message is not None:
+        return describe(message)
+    ros_msg = recorded.ros_msg
+    head = f"{recorded.topic} seq={recorded.sequence}"
+    if recorded.type_name == IMAGE:
+        return (
+            f"{head} stamp={stamp_seconds(ros_msg):.3f} {ros_msg.width}x{ros_msg.height} "
+            f"{ros_msg.encoding} {len(ros_msg.data)} B"
+        )
+    if recorded.type_name == COMPRESSED_IMAGE:
+        return (
+            f"{head} stamp={stamp_seconds(ros_msg):.3f} CompressedImage {ros_msg.format} "
+            f"{len(ros_msg.data)} B"
+        )
+    return f"{head} {recorded.type_name} {len(recorded.data)} B"
+
+
+class RateMeter:
+    """Messages per second over windows of ``period`` seconds."""
+
+    def __init__(self, period: float = 2.0) -> None:
+        self.period = period
+        self.started = self.window_start = time.monotonic()
+        self.total = self.window = 0
+
+    def tick(self) -> float | None:
+        """Count a message; the rate (Hz) when a window has just ended, else None."""
+        self.total += 1
+        self.window += 1
+        now = time.monotonic()
+        if now - self.window_start < self.period:
+            return None
+        rate = self.window / (now - self.window_start)
+        self.window_start, self.window = now, 0
+        return rate
+
+
+@click.group()
+def topic() -> None:
+    """Depth topics published by the `topic` sink, and MCAP recordings."""
+
+
+@topic.command()
+@click.argument("endpoint", default=DEFAULT_ENDPOINT)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Topic (prefix) to receive, e.g. depth/image; repeatable. Default: all.",
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=None, help="Exit after this many messages."
+)
+@click.option("--transport", type=click.Choice(["zmq", "zenoh"]), default="zmq", show_default=True)
+@click.option(
+    "--domain-id",
+    type=click.IntRange(0, 232),
+    default=None,
+    help="Zenoh: ROS_DOMAIN_ID of the topics (default: the environment's, else 0).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Fail if no message arrives for this many seconds (default: wait).",
+)
+@debug_option
+def echo(
+    endpoint: str,
+    topics: tuple[str, ...],
+    count: int | None,
+    transport: Transport,
+    domain_id: int | None,
+    timeout: float | None,
+    debug: bool,
+) -> None:
+    """Print the header of each message received from ENDPOINT (default tcp://127.0.0.1:5556),
+    and the receive rate on stderr every 2 s. Ctrl-C to stop. ENDPOINT may be an MCAP file
+    (``run.mcap``): then its messages are printed."""
+    with user_errors(debug):
+        if endpoint.endswith(".mcap") or Path(endpoint).is_file():
+            echo_recording(Path(endpoint), topics, count)
+            return
+        if domain_id is None:
+            domain_id = domain_id_from_env()
+        try:
+            with TopicSubscriber(
+                endpoint, topics or ("",), transport, domain_id=domain_id
+            ) as subscriber:
+                meter = RateMeter()
+                while count is None or meter.total < count:
+                    try:
+                        message = subscriber.receive(timeout=timeout)
+                    except MessageError as exc:
+                        click.echo(f"warning: {exc}", err=True)
+                        continue
+                    if message is None:
+                        raise EdgedepthError(
+                            f"endpoint {endpoint}: no message for {timeout:g} s "
+                            f"(received {meter.total}; is a `topic` sink publishing there?)"
+                        )
+                    click.echo(describe(message))
+                    rate = meter.tick()
+                    if rate is not None:
+                        click.echo(f"# {rate:.1f} Hz, {subscriber.missed} missed", err=True)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how echo is meant to end
+
+
+def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> None:
+    """Print the messages of an MCAP recording whose topic starts with one of ``topics``."""
+    prefixes = [fully_qualified(topic) for topic in topics] or ["/"]
+    printed = 0
+    for recorded in read_mcap(path):
+        if count is not None and printed >= count:
+            return
+        if any(recorded.topic.startswith(prefix) for prefix in prefixes):
+            click.echo(describe_recorded(recorded))
+            printed += 1
+
+
+@edgedepth.hookimpl
+def register_sinks(register):
+    register(
+        "topic",
+        TopicOptions,
+        TopicSink,
+        description="depth Image messages (32FC1 m / 16UC1 mm): ZeroMQ, or ROS 2 on rmw_zenoh",
+    )
+
+
+@edgedepth.hookimpl
+def register_commands(cli):
+    cli.add_command(topic)
