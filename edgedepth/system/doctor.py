@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _qnn() -> dict[str, Any]:
 
 def _aihub() -> dict[str, Any]:
     from edgedepth.system.aihub_config import check_credentials, client_config_path
-    from edgedepth.system.network import proxy_for
+    from edgedepth.system.network import requests_proxy_for
 
     path = client_config_path()
     found: dict[str, Any] = {
@@ -126,12 +127,15 @@ def _aihub() -> dict[str, Any]:
     except EdgedepthError as exc:
         found["problem"] = str(exc)  # never holds the token
         return found
-    proxy = proxy_for(settings.api_url)
+    try:  # the route of the client's HTTP stack
+        proxy = requests_proxy_for(settings.api_url)
+    except ImportError:  # no client, no requests
+        proxy = None
+    if proxy:  # without the user:password a proxy URL may hold
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        proxy = f"{parsed.scheme}://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
     found.update(
-        api_url=settings.api_url,
-        web_url=settings.web_url,
-        token_present=True,
-        proxy=f"{proxy.hostname}:{proxy.port or 8080}" if proxy else None,
+        api_url=settings.api_url, web_url=settings.web_url, token_present=True, proxy=proxy
     )
     return found
 
