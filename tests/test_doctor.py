@@ -65,7 +65,7 @@ def test_doctor_json_reports_every_field_on_this_machine(tmp_path):
     caches = report["caches"]
     assert caches["edgedepth"]["path"] == str(tmp_path / "cache")
     assert caches["edgedepth"]["free_gb"] > 0 and caches["temp"]["free_gb"] > 0
-    assert report["cameras"] == {"format": "v4l2", "devices": [], "error": None}
+    assert report["cameras"] == [{"api": "v4l2", "devices": [], "error": None}]
     assert report["verdict"]["npu_ready"] is False
     assert report["verdict"]["message"].startswith("NPU: not available because the QNN EP offers")
     assert "verify" not in report
