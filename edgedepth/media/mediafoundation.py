@@ -271,7 +271,8 @@ class MediaFoundationCamera:
             imaging.BitmapPixelFormat.BGRA8,
         ):  # fmt: skip
             bitmap = imaging.SoftwareBitmap.convert(bitmap, imaging.BitmapPixelFormat.BGRA8)
-        with bitmap, bitmap.lock_buffer(imaging.BitmapBufferAccessMode.READ) as buffer:
+        # The frame's own bitmap is released with the frame reference, not here.
+        with bitmap.lock_buffer(imaging.BitmapBufferAccessMode.READ) as buffer:
             planes = [
                 Plane(d.start_index, d.stride)
                 for d in map(buffer.get_plane_description, range(buffer.get_plane_count()))
