@@ -24,11 +24,14 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
 - ``models/dav2/`` — DepthAnythingV2: ``network``, ``checkpoint``, ``weights``, ``loading``,
   ``graph``, ``export``, ``layouts`` (ready ONNX files);
 - ``media/`` — ``imageops`` (every resize), ``colorize``, ``recording`` (mp4 and lossless
-  depth), ``cameras``, ``synthetic_scene``;
+  depth), ``cameras`` (every camera API's listing, ``device:`` resolution), ``mediafoundation``
+  (Windows cameras through WinRT), ``pixel_formats`` (camera frames to RGB),
+  ``synthetic_scene``;
 - ``topic/`` — depth topics (ZeroMQ, zenoh/rmw_zenoh), ``ros2`` messages in CDR,
   ``mcap_recording``;
 - ``evaluation/`` — ``metrics``, ``scoring``, ``lpcvc_io`` (LPCVC 2025 Track 3);
 - ``system/`` — ``host``, ``network``, ``aihub_config``, ``doctor``: what this machine offers;
+  ``console`` (output that survives any code page);
 - ``plugins/`` — the built-ins, written as a third-party plugin is (an options model, the stage
   class, the hook); ``deploy/`` — export, quantize, compile (local, AI Hub) for any backend that
   builds ONNX graphs; ``cli`` — the command line.

@@ -263,8 +263,11 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    from edgedepth.system.console import protect_output
     from edgedepth.system.host import check_python
 
+    # Every command's output, on any console or pipe encoding: no per-print fixes anywhere.
+    protect_output()
     unsupported = check_python()
     if unsupported:  # before anything else fails in a less helpful way
         click.echo(f"error: {unsupported}", err=True)

@@ -43,6 +43,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.bench_command",
     "edgedepth.plugins.eval_command",
     "edgedepth.plugins.doctor_command",
+    "edgedepth.plugins.cameras_command",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)
