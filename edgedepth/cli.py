@@ -34,6 +34,19 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM everywhere, Ctrl+Break (SIGBREAK) on Windows: raised as Ctrl-C is, so that the
+    same clean stop runs (sinks finalised)."""
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
+    previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
 def setup_logging(debug: bool) -> None:
     """edgedepth's own messages on stderr (debug ones with ``--debug``); third-party warnings
     (torch's tracer, transformers, OpenCV's camera probing) only with ``--debug``: edgedepth
@@ -145,15 +158,9 @@ def run(
 
     with user_errors(debug):
         loaded, registry = load_with_plugins(config, overrides)
-        # SIGTERM everywhere; Ctrl+Break (SIGBREAK) on Windows: the same clean stop as Ctrl-C.
-        stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
-        previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
-        try:
+        with stop_signals():
             pipeline = Pipeline.from_config(loaded, registry)
             result = pipeline.run()
-        finally:
-            for stop, handler in previous.items():
-                signal.signal(stop, handler)
         if loaded.config.runtime.summary:
             click.echo(result.stats.format_table(), err=True)
             for line in format_outputs(result.outputs):

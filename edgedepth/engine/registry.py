@@ -279,7 +279,14 @@ def resolve_config(loaded: LoadedConfig, registry: Registry) -> PipelineSpec:
             return None
 
     resize = config.preprocess.resize
-    source = collect(lambda: section("sources", config.source, ("source",)))
+    if config.source is None:
+        problems.append(
+            "source: required key is missing (only `edgedepth batch` runs a config without "
+            "one: each of its inputs is the source)"
+        )
+        source = None
+    else:
+        source = collect(lambda: section("sources", config.source, ("source",)))
     resize_spec = collect(
         lambda: resolve("resize", resize.policy, resize.options, ("preprocess", "resize"))
     )
