@@ -44,6 +44,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.eval_command",
     "edgedepth.plugins.doctor_command",
     "edgedepth.plugins.cameras_command",
+    "edgedepth.plugins.batch_command",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)
