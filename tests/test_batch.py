@@ -24,6 +24,7 @@ from edgedepth.engine.config import load_config
 from edgedepth.engine.pipeline import BackendPool, Pipeline
 from edgedepth.engine.registry import Registry
 from tests.conftest import POSIX_SIGNALS, SLEEPY, last_line, run_edgedepth
+from tests.dask_cluster import dask_cluster
 
 PLUGINS = Path(SLEEPY).parent
 
@@ -416,59 +417,29 @@ def test_a_backend_pool_lends_one_loaded_model_to_runs_of_other_sources(tmp_path
 
 # --- a real Dask cluster on 127.0.0.1 -------------------------------------------------------------
 
-#: Every server of the cluster on the loopback: ``--host`` binds the scheduler's and the workers'
-#: own ports, but not the HTTP server each also runs (metrics and health; the dashboard when
-#: bokeh is installed), with or without ``--no-dashboard``: without ``--dashboard-address`` it
-#: listens on all interfaces (0.0.0.0:8787 for the scheduler, a random port for a worker).
-LOOPBACK = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
-
 
 @pytest.fixture
-def dask_cluster(tmp_path):
-    """A scheduler and two single-threaded workers, started with the `dask` command line as a
-    user starts them: (scheduler address, {worker pid: worker address})."""
-    distributed = pytest.importorskip("distributed")
+def cluster(tmp_path):
+    """A scheduler and two single-threaded workers, started with the `dask` command line;
+    every port any of them listens on is on 127.0.0.1."""
+    pytest.importorskip("distributed")
     psutil = pytest.importorskip("psutil")
-    scheduler_file = tmp_path / "scheduler.json"
-    dask = [sys.executable, "-m", "dask"]
-    processes = [
-        subprocess.Popen(
-            [*dask, "scheduler", *LOOPBACK, "--port", "0", "--scheduler-file", str(scheduler_file)],
-            stderr=subprocess.DEVNULL,
+    with dask_cluster(tmp_path) as (address, workers):
+        scheduler = next(
+            p for p in psutil.Process().children(recursive=True) if "scheduler" in p.cmdline()
         )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for index in range(2):
-            # No nanny: the process started here is the worker, and killing it kills it.
-            worker = [*dask, "worker", *LOOPBACK, "--nthreads", "1", "--no-nanny"]
-            worker += ["--scheduler-file", str(scheduler_file)]
-            worker += ["--local-directory", str(tmp_path / f"dask-worker-{index}")]
-            processes.append(subprocess.Popen(worker, stderr=subprocess.DEVNULL))
-        with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-            address = client.scheduler.address
-            workers = {pid: worker for worker, pid in client.run(os.getpid).items()}
-        assert set(workers) == {process.pid for process in processes[1:]}
-        for process in processes:
+        for process in [scheduler, *map(psutil.Process, workers)]:
             listening = [
-                c.laddr for c in psutil.Process(process.pid).net_connections("inet")
-                if c.status == psutil.CONN_LISTEN
-            ]  # fmt: skip
+                c.laddr for c in process.net_connections("inet") if c.status == psutil.CONN_LISTEN
+            ]
             assert listening and {laddr.ip for laddr in listening} == {"127.0.0.1"}, listening
         yield address, workers
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(30)
 
 
 @POSIX_SIGNALS
 @pytest.mark.slow  # a cluster started, two batches: ~35 s on a loaded 2-core machine
-def test_dask_cluster_a_killed_worker_then_a_rerun(tmp_path, videos, dask_cluster):
-    address, workers = dask_cluster
+def test_dask_cluster_a_killed_worker_then_a_rerun(tmp_path, videos, cluster):
+    address, workers = cluster
     library = {
         **videos,
         **{f"clip{i}": write_video(tmp_path / "library" / f"clip{i}.mp4", i) for i in (4, 5)},
@@ -503,3 +474,26 @@ def test_dask_cluster_a_killed_worker_then_a_rerun(tmp_path, videos, dask_cluste
     assert {k: v for k, v in after.items() if "batch.json" not in k} == {
         k: v for k, v in before.items() if "batch.json" not in k
     }
+
+
+def test_a_scheduler_that_is_not_there_is_one_line(tmp_path, videos):
+    pytest.importorskip("distributed")
+    config, clip = str(batch_config(tmp_path)), str(videos["clip0"])
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "out"
+    wrong = run_edgedepth("batch", "-c", config, "-o", str(out), "--scheduler", "nonsense", clip)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == (
+        "error: --scheduler nonsense: not a scheduler address such as tcp://HOST:8786 "
+        "(missing port number in address 'nonsense')"
+    )
+    assert not out.exists()
+    down = run_edgedepth("batch", "-c", config, "-o", str(out), "--scheduler", closed, clip)
+    assert down.returncode == 1
+    assert down.stderr.strip() == (
+        f"error: --scheduler {closed}: cannot reach the Dask scheduler (Timed out trying to "
+        f"connect to {closed} after 10 s)"
+    )
+    assert report(out)["counts"] == {"pending": 1}

@@ -25,8 +25,8 @@ log = logging.getLogger("edgedepth")
 
 NEEDS_DASK = "--scheduler needs Dask distributed: pip install 'edgedepth[dask]'"
 
-#: Seconds to reach the scheduler before giving up.
-CONNECT_SECONDS = 30
+#: Seconds to reach the scheduler before giving up (Dask retries a refused connection).
+CONNECT_SECONDS = 10
 
 
 def run_on_worker(task: InputTask, topic: str) -> InputResult:
@@ -45,6 +45,16 @@ class DaskCluster:
     """The workers of the Dask scheduler at ``address``."""
 
     def __init__(self, address: str) -> None:
+        try:
+            from distributed.comm.addressing import parse_address, parse_host_port
+        except ImportError:
+            raise EdgedepthError(NEEDS_DASK) from None
+        try:
+            parse_host_port(parse_address(address)[1])
+        except ValueError as exc:
+            raise EdgedepthError(
+                f"--scheduler {address}: not a scheduler address such as tcp://HOST:8786 ({exc})"
+            ) from None
         self.address = address
 
     @property
@@ -53,10 +63,8 @@ class DaskCluster:
 
     def run(self, tasks: Sequence[InputTask], notify: Notify, done: OnResult) -> None:
         """Submit every task; ``done`` is called with each result as it comes."""
-        try:
-            from distributed import Client, as_completed
-        except ImportError:
-            raise EdgedepthError(NEEDS_DASK) from None
+        from distributed import Client, as_completed
+
         try:
             client = Client(self.address, timeout=CONNECT_SECONDS, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:

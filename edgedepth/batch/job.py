@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgedepth.api.errors import ConfigError, EdgedepthError
+from edgedepth.api.errors import ConfigError, EdgedepthError, write_error
 from edgedepth.api.options import output_fields
 from edgedepth.api.stages import SinkOutput
 from edgedepth.batch.inputs import BatchInput
@@ -80,7 +80,8 @@ def input_config(
 ) -> LoadedConfig:
     """The config for one input: its source replaced by the input (keeping the config's own
     source options when it names the same type, e.g. the ``images`` fps), the files and folders
-    its sinks write taken relative to ``folder`` (made as needed), no progress bar of its own.
+    its sinks write taken relative to ``folder`` (made as needed), every frame processed (file
+    mode, whatever the config says for a camera), no progress bar of its own.
     A sink path that is absolute or leaves ``folder`` is an error: every input would write it."""
     config = loaded.config
     own = config.source
@@ -105,7 +106,7 @@ def input_config(
             target.parent.mkdir(parents=True, exist_ok=True)
             sink_options[key] = str(target)
         sinks.append(PluginSection(type=section.type, **sink_options))
-    runtime = config.runtime.model_copy(update={"progress": False})
+    runtime = config.runtime.model_copy(update={"mode": "file", "progress": False})
     update = {"source": source, "sinks": sinks, "runtime": runtime}
     return LoadedConfig(loaded.path, config.model_copy(update=update))
 
@@ -181,7 +182,10 @@ def run_input(task: InputTask, notify: Notify, worker: str | None = None) -> Inp
                 f"{task.out}: output folder not found on this worker ({host}): every worker "
                 "must reach it at the same path (a shared folder)"
             )
-        attempt.mkdir()
+        try:
+            attempt.mkdir()
+        except OSError as exc:
+            raise write_error(attempt, exc) from None
         loaded, registry = load_with_plugins(task.config, task.overrides)
         config = input_config(loaded, registry, task.input, attempt)
         pipeline = Pipeline.from_config(config, registry, backends=BACKENDS)

@@ -1,7 +1,8 @@
 """The local pool: worker processes on this machine, each loading the model once and running
 one input at a time (:func:`edgedepth.batch.job.run_input`). The parent hands each worker its
 next input, so it always knows what a worker holds: a worker that dies (killed, out of memory)
-is replaced and its input given to another, up to :data:`MAX_ATTEMPTS` times.
+is replaced and its input given to another (it fails when :data:`MAX_DEATHS` workers died
+running it).
 
 Ctrl-C or SIGTERM (in the parent): every worker's run stops as ``edgedepth run`` stops (the
 sinks finalise), its input is reported interrupted, and the parent waits for them; a second
@@ -30,8 +31,8 @@ from edgedepth.engine.run import FINALISE_SECONDS
 
 log = logging.getLogger("edgedepth")
 
-#: Times an input is started before a worker dying under it fails it (Dask's default too).
-MAX_ATTEMPTS = 3
+#: Workers that may die running one input before it fails.
+MAX_DEATHS = 3
 
 
 def usable_cores() -> int:
@@ -64,7 +65,7 @@ class LocalPool:
 
 class _PoolRun:
     """The state of one :meth:`LocalPool.run`: the workers, the inputs still to hand out, and
-    how often each was started."""
+    how many workers died running each."""
 
     def __init__(
         self, size: int, debug: bool, tasks: Sequence[InputTask], notify: Notify, done: OnResult
@@ -75,7 +76,7 @@ class _PoolRun:
         self.size, self.debug = size, debug
         self.queue = deque(tasks)
         self.remaining = len(tasks)
-        self.attempts: Counter[str] = Counter()
+        self.deaths: Counter[str] = Counter()
         self.workers: list[_Worker] = []
         self.notify, self._done = notify, done
 
@@ -113,15 +114,15 @@ class _PoolRun:
 
     def replace(self, worker: _Worker) -> None:
         """A worker ended: its input goes back to the queue (or fails, after
-        :data:`MAX_ATTEMPTS`), and another worker starts if there is work left."""
+        :data:`MAX_DEATHS`), and another worker starts if there is work left."""
         worker.receive(self.notify, self.done)  # what it sent before it ended
         self.workers.remove(worker)
         worker.close()
         lost = worker.task
         if lost is not None:
-            self.attempts[lost.name] += 1
+            self.deaths[lost.name] += 1
             code = worker.process.exitcode
-            if self.attempts[lost.name] < MAX_ATTEMPTS:
+            if self.deaths[lost.name] < MAX_DEATHS:
                 log.warning(
                     "warning: a worker died (exit code %s) running %s: retrying it",
                     code,
@@ -129,7 +130,7 @@ class _PoolRun:
                 )
                 self.queue.appendleft(lost)
             else:
-                self.done(_died(lost, code, self.attempts[lost.name]))
+                self.done(_died(lost, code, self.deaths[lost.name]))
         if self.queue:
             self.start_worker()
 
@@ -151,13 +152,13 @@ class _PoolRun:
                 worker.process.kill()
 
 
-def _died(task: InputTask, code: int | None, attempts: int) -> InputResult:
+def _died(task: InputTask, code: int | None, deaths: int) -> InputResult:
     return InputResult(
         str(task.input.path),
         task.name,
         state="failed",
-        error=f"the worker process died running it {attempts} times (last exit code {code})",
-        attempts=attempts,
+        error=f"{deaths} worker processes died running it (the last with exit code {code})",
+        attempts=deaths,
     )
 
 

@@ -190,6 +190,7 @@ class Batch:
         debug: bool = False,
     ) -> None:
         config, out = config.absolute(), out.expanduser().absolute()
+        cluster = DaskCluster(scheduler) if scheduler is not None else None
         loaded, registry = load_with_plugins(config, tuple(overrides))
         if out.exists() and not out.is_dir():
             raise EdgedepthError(f"--out {out}: is a file; give a folder")
@@ -205,8 +206,8 @@ class Batch:
         self.executor: Executor | None = None
         if self.tasks:
             spec = check_batch_config(loaded, registry, to_run[0])
-            if scheduler is not None:
-                self.executor = DaskCluster(scheduler)
+            if cluster is not None:
+                self.executor = cluster
             else:
                 size = workers or default_workers(backend_threads(spec))
                 self.executor = LocalPool(min(size, len(self.tasks)), debug)
