@@ -34,7 +34,8 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
   ``console`` (output that survives any code page);
 - ``plugins/`` — the built-ins, written as a third-party plugin is (an options model, the stage
   class, the hook); ``deploy/`` — export, quantize, compile (local, AI Hub) for any backend that
-  builds ONNX graphs; ``cli`` — the command line.
+  builds ONNX graphs; ``batch/`` — one config over a library of inputs, on a local pool of
+  worker processes or a Dask cluster; ``cli`` — the command line.
 """
 
 from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
