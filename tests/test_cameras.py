@@ -1,6 +1,9 @@
 """Cameras without OpenCV: on Windows `device: 0` resolves to the camera's DirectShow name,
-listed through FFmpeg (the output of several FFmpeg versions recorded in tests/data/dshow); the
-PyAV camera runs for real on FFmpeg's virtual lavfi device."""
+listed through FFmpeg (device lists of several FFmpeg versions in tests/data/dshow: the 1.0 and
+3.2 ones copied from published listings, the 3.2 one's spacing restored from the format strings
+of libavdevice/dshow.c, and the 5.0+ one written from those format strings, not recorded from a
+real FFmpeg; each file's header says which); the PyAV camera runs for real on FFmpeg's virtual
+lavfi device."""
 
 from __future__ import annotations
 
