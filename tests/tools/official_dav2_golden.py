@@ -6,10 +6,10 @@ against. The tests never run this; run it again only to regenerate the file:
     python tests/tools/official_dav2_golden.py CHECKOUT [--out FILE]
 
 The official code is imported from CHECKOUT (its ``depth_anything_v2`` package for the relative
-model, ``metric_depth/depth_anything_v2`` for the metric one), never copied here. It needs torch,
-numpy and OpenCV (its preprocessing resizes with cv2). Its ``dpt.py`` imports torchvision for
-``Compose`` alone; where no torchvision matches the installed torch, the script gives it a
-``Compose`` that applies the transforms in order, which is all torchvision's does.
+model, ``metric_depth/depth_anything_v2`` for the metric one) by bench/official_parity.py's
+``official_model``, never copied here. It needs torch, numpy and OpenCV (the official
+preprocessing resizes with cv2); torchvision only for ``Compose``, which stands in for it where
+no torchvision matches the installed torch.
 
 The weights are not stored: ``tests.dav2_fixtures.seeded_state_dict`` makes them from the seed
 and the parameter names, so the file holds numbers only (inputs' seeds, outputs sampled on a
@@ -20,13 +20,10 @@ lack real DINOv2's outlier activations: this is about computing the same functio
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +31,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
+from bench.official_parity import VITS, official_model  # noqa: E402
 from tests.dav2_fixtures import seeded_network_input, seeded_photo, seeded_state_dict  # noqa: E402
 
 OUT = REPO / "tests" / "data" / "dav2_official_golden.json"
 WEIGHTS_SEED = 2024
-#: The official run.py's model_configs["vits"].
-VITS = {"encoder": "vits", "features": 64, "out_channels": [48, 96, 192, 384]}
 #: A non-square input (patch grid 9×13): the position embedding is interpolated from 37×37.
 NETWORK_INPUT = {"seed": 11, "shape": [1, 3, 126, 182]}
 #: infer_image on a 90×160 BGR picture at input_size 126: keep-aspect to 126×224 and back.
@@ -61,58 +57,18 @@ def sampled(depth: np.ndarray) -> dict:
     }
 
 
-def ensure_compose() -> None:
-    """torchvision.transforms.Compose for the official dpt.py's import, when torchvision itself
-    cannot be imported with this torch."""
-    try:
-        import torchvision.transforms  # noqa: F401
-    except Exception:
-        for name in [m for m in sys.modules if m.startswith("torchvision")]:
-            del sys.modules[name]
-
-        class Compose:
-            def __init__(self, transforms):
-                self.transforms = transforms
-
-            def __call__(self, sample):
-                for transform in self.transforms:
-                    sample = transform(sample)
-                return sample
-
-        package = types.ModuleType("torchvision")
-        package.transforms = types.ModuleType("torchvision.transforms")
-        package.transforms.Compose = Compose
-        sys.modules.update({"torchvision": package, "torchvision.transforms": package.transforms})
-
-
-@contextlib.contextmanager
-def official_package(root: Path):
-    """The official ``depth_anything_v2`` package under ``root`` (the relative and metric code
-    share the package name: each is imported afresh)."""
-    for name in [m for m in sys.modules if m.split(".")[0] == "depth_anything_v2"]:
-        del sys.modules[name]
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module("depth_anything_v2.dpt")
-    finally:
-        sys.path.remove(str(root))
-
-
-def official_model(checkout: Path, kind: str) -> torch.nn.Module:
-    root = checkout if kind == "relative" else checkout / "metric_depth"
-    with official_package(root) as dpt:
-        extra = {"max_depth": 20.0} if kind == "metric" else {}
-        model = dpt.DepthAnythingV2(**VITS, **extra)
+def seeded_official_model(checkout: Path, kind: str) -> torch.nn.Module:
+    """The official class of this kind with the seeded weights (loaded strictly)."""
+    model = official_model(checkout, kind)
     shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     model.load_state_dict(seeded_state_dict(shapes, WEIGHTS_SEED, kind), strict=True)
     return model.eval()
 
 
 def golden(checkout: Path) -> dict:
-    ensure_compose()
     cases = {}
     for kind in ("relative", "metric"):
-        model = official_model(checkout, kind)
+        model = seeded_official_model(checkout, kind)
         network_input = seeded_network_input(NETWORK_INPUT["seed"], NETWORK_INPUT["shape"])
         with torch.no_grad():
             depth = model(torch.from_numpy(network_input))[0].numpy()
