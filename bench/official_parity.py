@@ -60,11 +60,15 @@ def check_checkout(official: Path) -> list[Path]:
 
 def provide_compose() -> None:
     """``torchvision.transforms.Compose`` (apply each transform in order) if torchvision is
-    absent: the official code imports nothing else from it."""
+    absent, or built for another torch (its import fails registering its operators): the
+    official code imports nothing else from it."""
     try:
         import torchvision.transforms  # noqa: F401
-    except ImportError:
+    except Exception:
         import types
+
+        for name in [name for name in sys.modules if name.split(".")[0] == "torchvision"]:
+            del sys.modules[name]  # a half-imported torchvision
 
         class Compose:
             def __init__(self, transforms):

@@ -3,8 +3,11 @@ the official and the Hugging Face layouts, scaled so that every layer carries si
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgedepth.models.dav2.checkpoint import randomize
@@ -86,6 +89,44 @@ def save_official_pth(path: Path, encoder: str = "vits", kind: str = "relative",
     randomize(model, seed)
     torch.save(model.state_dict(), path)
     return model.eval()
+
+
+def seeded_state_dict(
+    shapes: Mapping[str, tuple[int, ...]], seed: int, kind: str = "relative"
+) -> dict[str, torch.Tensor]:
+    """Random weights for every name in ``shapes``, each tensor drawn from numpy's PCG64 seeded
+    with ``(seed, crc32(name))``: the same numbers whatever order a model lists its parameters
+    in, with any torch. tests/tools/official_dav2_golden.py fills the official code's model with
+    them and tests/test_official_dav2.py ours. Unit-gain weights, LayerScale about 0.1, random
+    biases, norms and position embedding (a stricter comparison than zeros and ones)."""
+    state = {}
+    for name, shape in shapes.items():
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        noise = rng.standard_normal(shape)
+        if name.endswith("gamma"):  # LayerScale
+            values = 0.1 + 0.02 * noise
+        elif "norm" in name and name.endswith("weight"):
+            values = 1.0 + 0.1 * noise
+        elif name.endswith(("pos_embed", "cls_token", "mask_token")):
+            values = 0.5 * noise
+        elif len(shape) > 1:
+            values = noise / np.sqrt(np.prod(shape[1:]))
+        elif kind == "relative" and name == "depth_head.scratch.output_conv2.2.bias":
+            values = 3.0 + 0.1 * noise  # keeps the final ReLU mostly active
+        else:
+            values = 0.1 * noise
+        state[name] = torch.from_numpy(values.astype(np.float32))
+    return state
+
+
+def seeded_photo(seed: int, height: int, width: int) -> np.ndarray:
+    """A uint8 height×width×3 noise picture (the official tests' input is BGR, ours RGB)."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def seeded_network_input(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 standard-normal tensor: an ImageNet-normalised image, as the network takes."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, **names_and_axes) -> Path:

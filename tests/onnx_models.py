@@ -8,10 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 
 def conv_stack(path: Path, layers: int, channels: int = 64, size: int = 126, seed: int = 0) -> Path:

@@ -1,12 +1,14 @@
 """Cameras without OpenCV. What runs here of the Windows path: the device lists of several
-FFmpeg versions (tests/data/dshow) and DirectShow's format lines; `device:` resolved by index
-or name on listings of a Snapdragon laptop in `edgedepth cameras --json` layout
-(tests/data/cameras, written to the APIs' documented layouts: see its README); the fallback
-order from Media Foundation to DirectShow; the choice of a Media Foundation format; the pixel
-formats a SoftwareBitmap hands over (NV12, YUY2, BGRA8, with strides) to RGB, against FFmpeg's
-converter and the BT.601/BT.709 formulas. The WinRT calls themselves run in the Windows
-workflow (`edgedepth cameras`). The PyAV camera runs for real on FFmpeg's virtual lavfi
-device."""
+FFmpeg versions (tests/data/dshow: the 1.0 and 3.2 ones copied from published listings, the 3.2
+one's spacing restored from the format strings of libavdevice/dshow.c, and the 5.0+ one written
+from those format strings, not recorded from a real FFmpeg; each file's header says which) and
+DirectShow's format lines; `device:` resolved by index or name on listings of a Snapdragon
+laptop in `edgedepth cameras --json` layout (tests/data/cameras, written to the APIs' documented
+layouts: see its README); the fallback order from Media Foundation to DirectShow; the choice of
+a Media Foundation format; the pixel formats a SoftwareBitmap hands over (NV12, YUY2, BGRA8,
+with strides) to RGB, against FFmpeg's converter and the BT.601/BT.709 formulas. The WinRT calls
+themselves run in the Windows workflow (`edgedepth cameras`). The PyAV camera runs for real on
+FFmpeg's virtual lavfi device."""
 
 from __future__ import annotations
 

@@ -18,11 +18,12 @@ pytest.importorskip("transformers")
 from edgedepth.api.stages import BuildContext  # noqa: E402
 from edgedepth.engine.registry import load_registry  # noqa: E402
 from edgedepth.models.dav2 import checkpoint as ckpt  # noqa: E402
+from edgedepth.models.dav2 import weights  # noqa: E402
 from edgedepth.models.dav2.export import DepthGraph, export_graph  # noqa: E402
-from edgedepth.models.dav2.graph import GraphOptions, normalize_on_host  # noqa: E402
+from edgedepth.models.dav2.graph import GraphOptions  # noqa: E402
 from edgedepth.models.dav2.network import DepthAnythingV2, config_for, interpolate_pos_embed  # noqa: E402
 from edgedepth.runtime.exports import cached_export  # noqa: E402
-from tests.conftest import run_edgedepth, synthetic_config  # noqa: E402
+from tests.conftest import offline_hub, run_edgedepth, synthetic_config  # noqa: E402
 from tests.dav2_fixtures import TINY, hf_model, save_hf, save_official_pth  # noqa: E402
 
 # From DAV2.md (the official release's state dict).
@@ -44,13 +45,31 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
+def transformers_pixels(image: np.ndarray) -> torch.Tensor:
+    """What transformers' own DepthAnything image processor (DPT's, with the ImageNet mean and
+    std of the published DepthAnythingV2 preprocessor_config.json, from transformers' constants)
+    makes of an RGB uint8 image, without resizing: the reference for our normalisation."""
+    from transformers import DPTImageProcessorPil
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    processor = DPTImageProcessorPil(
+        do_resize=False,
+        do_pad=False,
+        image_mean=IMAGENET_DEFAULT_MEAN,
+        image_std=IMAGENET_DEFAULT_STD,
+    )
+    return processor(images=image, return_tensors="pt")["pixel_values"]
+
+
 @pytest.fixture(scope="module")
-def hf_vits(tmp_path_factory):
-    """Random ViT-S transformers models (relative and metric) saved with save_pretrained."""
+def hf_tiny(tmp_path_factory):
+    """Tiny random transformers models (relative and metric) saved with save_pretrained: the
+    ViT-S structure is held against the official code in test_official_dav2.py."""
     root = tmp_path_factory.mktemp("hf")
     models = {}
     for kind in ("relative", "metric"):
-        models[kind] = (save_hf(root / f"vits-{kind}-hf", kind, seed=1), root / f"vits-{kind}-hf")
+        folder = root / f"tiny-{kind}-hf"
+        models[kind] = (save_hf(folder, kind, TINY, seed=1), folder)
     return models
 
 
@@ -114,21 +133,23 @@ def test_position_embedding_interpolation_follows_dinov2():
     assert not torch.allclose(ours[:, 1:], by_size.permute(0, 2, 3, 1).reshape(1, -1, 8))
 
 
-# --- parity with transformers at 518×518 ---------------------------------------------------------
+# --- parity with transformers at the native size (its position embedding is the official one) ---
 
 
 @pytest.mark.parametrize("kind", ["relative", "metric"])
 @pytest.mark.parametrize("runtime", ["torch", "onnx-cpu"])
-def test_parity_with_transformers(hf_vits, kind, runtime, tmp_path_factory):
-    model, folder = hf_vits[kind]
-    image = random_image(518, 518)
+def test_parity_with_transformers(hf_tiny, kind, runtime, tmp_path_factory):
+    """Our backend on a saved transformers model equals transformers' forward on what its own
+    image processor makes of the image (so our normalisation is judged too)."""
+    model, folder = hf_tiny[kind]
+    image = random_image(126, 126)
     with torch.no_grad():
-        expected = model(pixel_values=torch.from_numpy(normalize_on_host(image)))
+        expected = model(pixel_values=transformers_pixels(image))
     expected = expected.predicted_depth[0].numpy()
     cache = tmp_path_factory.getbasetemp() / "parity-cache"
-    ours = backend({"checkpoint": str(folder), "runtime": runtime}, kind, (518, 518), cache)
+    ours = backend({"checkpoint": str(folder), "runtime": runtime}, kind, (126, 126), cache)
     depth = ours.infer(image)
-    assert depth.shape == (518, 518)
+    assert depth.shape == (126, 126)
     assert float(expected.std()) > 1e-3  # the random model carries signal
     assert rel_error(depth, expected) < 1e-4
 
@@ -303,7 +324,8 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
 
 def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, tiny_hf):
     """precision int8: a dynamically quantised copy of the export (int8 MatMuls), made once
-    beside it; its depth stays close to float32's."""
+    beside it; its depth is within the README's "under 0.6 %" of float32's (0.23–0.30 % measured
+    here on the tiny random model)."""
     config = tiny_cpu_config(tmp_path, tiny_hf, frames=3)
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     config["backend"]["precision"] = "int8"
@@ -318,7 +340,9 @@ def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, ti
     for index in range(3):
         float_depth = np.load(tmp_path / "out" / f"{index:06d}.npy")
         int8_depth = np.load(tmp_path / "int8" / f"{index:06d}.npy")
-        assert 0 < rel_error(int8_depth, float_depth) < 0.05
+        # The README's claim, in bench/int8.py's measure (mean |Δ| / mean |float|).
+        error = np.abs(int8_depth - float_depth).mean() / np.abs(float_depth).mean()
+        assert 0 < error < 0.006, error
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     assert quantised.stat().st_mtime_ns == stamp  # reused, not made again
 
@@ -411,18 +435,26 @@ def test_pickle_with_code_is_refused(tmp_path, write_config):
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_missing_official_checkpoint_offline(tmp_path, write_config):
-    """No network: one line naming the file, where to get it and where to put it."""
+def test_missing_official_checkpoint_offline(tmp_path, write_config, monkeypatch):
+    """No network (on any machine: the download address refuses): one line naming the file,
+    where to get it and where to put it."""
+    offline = offline_hub()
     result = run_with_backend(
         tmp_path,
         write_config,
         {"type": "dav2-metric", "encoder": "vits", "dataset": "vkitti"},
+        env=offline,
     )
+    path = "depth-anything/Depth-Anything-V2-Metric-VKITTI-Small/resolve/main"
     assert_one_line_error(
         result,
         "depth_anything_v2_metric_vkitti_vits.pth",
-        "https://huggingface.co/depth-anything/Depth-Anything-V2-Metric-VKITTI-Small",
+        f"{offline['HF_ENDPOINT']}/{path}/depth_anything_v2_metric_vkitti_vits.pth",
         str(tmp_path / "cache" / "checkpoints"),
+    )
+    monkeypatch.delenv("HF_ENDPOINT")  # without a mirror: Hugging Face itself
+    assert weights.official_url("metric", "vits", "vkitti") == (
+        f"https://huggingface.co/{path}/depth_anything_v2_metric_vkitti_vits.pth"
     )
 
 
@@ -492,7 +524,7 @@ def test_hf_out_indices_are_followed_for_a_known_encoder(tmp_path):
     assert (config.encoder, config.tapped_blocks) == ("vits", (3, 6, 9, 11))
     image = random_image(518, 518, seed=5)
     with torch.no_grad():
-        expected = model(pixel_values=torch.from_numpy(normalize_on_host(image)))
+        expected = model(pixel_values=transformers_pixels(image))
     expected = expected.predicted_depth[0].numpy()
     ours = backend(
         {"checkpoint": str(folder), "runtime": "torch"}, "relative", (518, 518), tmp_path
@@ -507,7 +539,7 @@ def test_renamed_checkpoint_follows_the_backend_type_with_a_warning(tmp_path, ca
     save_official_pth(path, kind="metric", seed=6)
     state = torch.load(path, weights_only=True)
     image = random_image(126, 126, seed=7)
-    tensor = torch.from_numpy(normalize_on_host(image))
+    tensor = transformers_pixels(image)
     for kind in ("metric", "relative"):
         reference = DepthAnythingV2(config_for("vits", kind, 20.0))
         reference.load_state_dict(state)

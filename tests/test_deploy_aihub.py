@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qai_hub
 
-qai_hub = pytest.importorskip("qai_hub")
 onnxruntime_qnn = pytest.importorskip("onnxruntime_qnn")
 
 from edgedepth.api.errors import EdgedepthError  # noqa: E402
@@ -128,6 +128,7 @@ def test_compile_downloads_the_artifact_as_shipped_and_it_runs_on_qnn(tmp_path, 
         assert (tmp_path / "resumed" / folder / name).read_bytes() == original
 
 
+@pytest.mark.qnn  # the fake's compile job runs on the emulator
 @pytest.mark.parametrize("hub", ["s3", "url"], indirect=True)
 def test_the_fake_ships_what_the_client_expects(tmp_path, hub, model):
     """The archive the real client downloads: one top folder holding the EPContext model and

@@ -13,8 +13,9 @@ import onnxruntime
 import pytest
 
 import edgedepth
+from edgedepth.media.cameras import list_api
 from edgedepth.system import doctor
-from tests.conftest import run_edgedepth
+from tests.conftest import EMULATOR_HOST, run_edgedepth
 
 SECRET = "d0ct0r-s3cr3t"
 
@@ -30,13 +31,6 @@ def doctor_json(tmp_path: Path, *args: str, ini: Path | None = None) -> dict:
     return json.loads(result.stdout)
 
 
-#: This machine: Linux x86-64, whose onnxruntime-qnn offers Qualcomm's HTP emulator.
-EMULATOR_HOST = pytest.mark.skipif(
-    not (sys.platform == "linux" and platform.machine() == "x86_64"),
-    reason="expects the Linux x86-64 HTP emulator",
-)
-
-
 @EMULATOR_HOST
 def test_doctor_json_reports_every_field_on_this_machine(tmp_path):
     report = doctor_json(tmp_path)
@@ -49,7 +43,8 @@ def test_doctor_json_reports_every_field_on_this_machine(tmp_path):
     assert host["python_executable"] == sys.executable and host["cpu_count"] >= 1
     packages = report["packages"]
     assert packages["onnxruntime"] == onnxruntime.__version__
-    qnn_package = pytest.importorskip("onnxruntime_qnn")
+    import onnxruntime_qnn as qnn_package
+
     assert packages["onnxruntime-qnn"] == qnn_package.__version__
     assert packages["qnn_sdk"] == qnn_package.build_and_package_info.qnn_version
     assert set(packages) >= {"qai-hub", "av", "ffmpeg", "opencv", "torch", "numpy"}
@@ -65,7 +60,13 @@ def test_doctor_json_reports_every_field_on_this_machine(tmp_path):
     caches = report["caches"]
     assert caches["edgedepth"]["path"] == str(tmp_path / "cache")
     assert caches["edgedepth"]["free_gb"] > 0 and caches["temp"]["free_gb"] > 0
-    assert report["cameras"] == [{"api": "v4l2", "devices": [], "error": None}]
+    # Whatever cameras this host has (none on CI, some on a laptop): what the V4L2 listing sees,
+    # each opened by its /dev path.
+    (cameras,) = report["cameras"]
+    assert cameras["api"] == "v4l2" and cameras["error"] is None
+    listed = [device.as_dict() for device in list_api("v4l2").devices]
+    assert cameras["devices"] == listed
+    assert all(Path(c["open_name"]) == Path(f"/dev/video{c['index']}") for c in listed)
     assert report["verdict"]["npu_ready"] is False
     assert report["verdict"]["message"].startswith("NPU: not available because the QNN EP offers")
     assert "verify" not in report
@@ -87,7 +88,6 @@ def test_doctor_shows_the_ai_hub_config_but_never_the_token(tmp_path):
 @EMULATOR_HOST
 @pytest.mark.qnn
 def test_doctor_verify_compiles_and_checks_a_model_on_the_emulator(tmp_path):
-    pytest.importorskip("onnxruntime_qnn")
     check = doctor_json(tmp_path, "--verify")["verify"]
     assert check["passed"] and check["error"] is None and check["npu"] is False
     assert 0 < check["relative_error"] < doctor.VERIFY_TOLERANCE
@@ -133,7 +133,8 @@ def test_verdicts_on_snapdragon_laptops():
 
 
 def test_the_probe_model_is_what_its_generator_writes():
-    onnx = pytest.importorskip("onnx")
+    import onnx
+
     sys.path.insert(0, str(Path(__file__).parent / "tools"))
     try:
         from make_doctor_probe import build

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import shutil
-import socket
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from edgedepth.media.colorize import CAPTION_TEXT
-from tests.conftest import run_edgedepth
+from tests.conftest import offline_hub, run_edgedepth
 from tests.dav2_fixtures import save_official_pth
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,14 +53,8 @@ def caption_pixels(picture: np.ndarray, rows: int) -> float:
     return float((np.abs(band - CAPTION_TEXT).max(axis=1) < 60).mean())
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_sample_offline_runs_random_weights_and_says_so_in_the_terminal_and_on_the_video(sample):
-    result = run_sample(sample, f"http://127.0.0.1:{closed_port()}")
+    result = run_sample(sample, offline_hub()["HF_ENDPOINT"])
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "RANDOM WEIGHTS" in line]
     # One warning while starting (why, and how to get real depth), one note under the summary.

@@ -5,19 +5,28 @@ as one native call that cannot be, so the process leaves without waiting for it.
 
 from __future__ import annotations
 
+import math
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edgedepth.engine.run import CANCEL_GRACE_SECONDS
 from edgedepth.media.recording import read_depth_recording
+from edgedepth.runtime.sessions import cpu_session
 from tests.conftest import POSIX_SIGNALS
 from tests.onnx_models import conv_stack
 
 pytestmark = POSIX_SIGNALS
+
+#: The cancel test's frame, in multiples of CANCEL_GRACE_SECONDS (measured here, not assumed).
+SLOW_FRAME_GRACES = 4
+SLOW_LAYERS = 24
 
 
 def interrupt_after_first_frame(config: Path, cwd: Path) -> tuple[int, str, float]:
@@ -42,11 +51,11 @@ def interrupt_after_first_frame(config: Path, cwd: Path) -> tuple[int, str, floa
     return process.returncode, stderr, time.monotonic() - signalled
 
 
-def write_config(tmp_path: Path, model: Path, runtime: str) -> Path:
+def write_config(tmp_path: Path, model: Path, runtime: str, size: int = 126) -> Path:
     config = tmp_path / "slow.yaml"
     config.write_text(
         "source: {type: synthetic, frames: 50, width: 160, height: 120}\n"
-        "preprocess: {resize: {policy: fixed, width: 126, height: 126}}\n"
+        f"preprocess: {{resize: {{policy: fixed, width: {size}, height: {size}}}}}\n"
         f"backend: {{type: dav2-relative, model: {model.name}, runtime: {runtime}}}\n"
         "sinks: [{type: npy, dir: npy}, {type: video, lossless: depth.mkv}]\n"
         "runtime: {cache_dir: cache}\n"
@@ -63,11 +72,41 @@ def assert_clean_stop(tmp_path: Path, code: int, stderr: str) -> None:
     assert finished >= 1 and len(recorded) == finished
 
 
+def slow_cpu_model(folder: Path) -> tuple[Path, int]:
+    """A conv stack whose frame should take :data:`SLOW_FRAME_GRACES` × the cancel grace on the
+    CPU of this machine, now: its image size scaled from the measured frame of a probe with a
+    sixth of its layers (the fastest of three, so that a machine busy while measuring is not
+    underrated); (model, size)."""
+    probe = conv_stack(folder / "probe.onnx", layers=SLOW_LAYERS // 6, channels=128, size=126)
+    per_frame = 6 * fastest_frame(probe, 126)
+    scale = math.sqrt(SLOW_FRAME_GRACES * CANCEL_GRACE_SECONDS / per_frame)
+    size = max(126, 2 * math.ceil(126 * scale / 2))
+    return conv_stack(folder / "slow.onnx", layers=SLOW_LAYERS, channels=128, size=size), size
+
+
+def fastest_frame(model: Path, size: int, runs: int = 3) -> float:
+    """Seconds of the fastest of ``runs`` inferences in an ONNX Runtime CPU session set up as
+    `edgedepth run` sets up its own."""
+    session = cpu_session(model)
+    image = np.zeros((1, 3, size, size), np.float32)
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, {"image": image})
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
 def test_ctrl_c_cancels_a_long_cpu_inference(tmp_path):
-    model = conv_stack(tmp_path / "slow.onnx", layers=100, channels=128)  # seconds per frame
+    """Calibrated to this machine: a frame takes several times the grace a stage gets after
+    cancel(), so a cancel that does not cut the inference short is seen on any CPU speed."""
+    model, size = slow_cpu_model(tmp_path)
     code, stderr, seconds = interrupt_after_first_frame(
-        write_config(tmp_path, model, "onnx-cpu"), tmp_path
+        write_config(tmp_path, model, "onnx-cpu", size), tmp_path
     )
+    # The premise, in this run: its frame 0 took well over the grace (else this proves nothing).
+    frame_ms = float(re.search(r"backend:infer +1 +[\d.]+ +[\d.]+ +([\d.]+)", stderr)[1])
+    assert frame_ms > 2000 * CANCEL_GRACE_SECONDS, stderr[-3000:]
     assert_clean_stop(tmp_path, code, stderr)
     assert "not waiting for" not in stderr  # the run was cancelled, not abandoned
     assert seconds < 10

@@ -3,8 +3,9 @@ every frame at its own size, with or without OpenCV installed.
 
 The reference is built here from the official ``infer_image`` steps: RGB / 255, OpenCV bicubic to
 the keep-aspect size, ImageNet normalisation, the network, bilinear ``align_corners=True`` back
-to the frame. The network is ours (its parity with the official code and transformers is tested
-in test_dav2.py); a tiny random model keeps the exports fast."""
+to the frame. The network is ours (held against the official code's own outputs in
+test_official_dav2.py, against transformers' in test_dav2.py); a tiny random model keeps the
+exports fast."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-cv2 = pytest.importorskip("cv2", reason="the reference is the official recipe, which uses OpenCV")
+cv2 = pytest.importorskip("cv2")  # the reference is the official recipe, which uses OpenCV
 
 from edgedepth.models.dav2 import checkpoint as ckpt  # noqa: E402
-from tests.conftest import run_edgedepth  # noqa: E402
+from tests.conftest import blocked_modules, run_edgedepth  # noqa: E402
 from tests.dav2_fixtures import TINY, save_hf  # noqa: E402
 
 LOWER_BOUND = 126  # the tiny model's native size (9 × 14)
@@ -125,21 +126,16 @@ def test_photos_of_different_sizes_match_the_official_recipe(
 
 
 def test_same_numbers_without_opencv(tmp_path, write_config, photos, tiny_model):
-    """An install without OpenCV (Windows on Arm) gives the same depth, bit for bit."""
+    """An install without OpenCV (Windows on Arm) gives the same depth, bit for bit, and the
+    path never even tries to import it (no resize that would differ with it installed)."""
     checkpoint, _ = tiny_model
     _, with_cv2 = run_on_photos(tmp_path, write_config, photos, checkpoint, "onnx-cpu", "cv")
     blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "cv2.py").write_text("raise ImportError('OpenCV is not installed here')\n")
+    env = blocked_modules(blocker, "cv2")
     _, without = run_on_photos(
-        tmp_path,
-        write_config,
-        photos,
-        checkpoint,
-        "onnx-cpu",
-        "nocv",
-        env={"PYTHONPATH": str(blocker)},
+        tmp_path, write_config, photos, checkpoint, "onnx-cpu", "nocv", env=env
     )
+    assert not (blocker / "attempts").exists(), (blocker / "attempts").read_text()
     for ours, theirs in zip(without, with_cv2, strict=True):
         assert np.array_equal(ours, theirs)
 

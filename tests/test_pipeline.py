@@ -117,14 +117,19 @@ def test_debug_flag_shows_the_traceback(tmp_path, write_config):
 def test_signal_while_starting_ends_in_one_line(tmp_path, write_config, sig, code):
     """Stopped while the backend builds (a first export, a QNN compile): the signal's exit code
     and one line, no traceback, nothing left running."""
-    config = write_config(synthetic_config(tmp_path, backend={"type": "sleepy", "build_ms": 30000}))
+    building = tmp_path / "building"
+    backend = {"type": "sleepy", "build_ms": 30000, "building_marker": str(building)}
+    config = write_config(synthetic_config(tmp_path, backend=backend))
     process = subprocess.Popen(
         [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)  # imported, config read, the backend building
+    deadline = time.monotonic() + 120
+    while not building.exists():  # imported, config read, the backend building
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == code, stderr

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgedepth.deploy import aihub
-from tests.conftest import run_edgedepth
+from tests.conftest import NO_PSEUDO_TERMINAL, ON_WINDOWS, run_edgedepth
 from tests.test_eval import ramp, save_depth_png
 
 
@@ -44,7 +44,7 @@ def run_in_terminal(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, st
     return process.wait(timeout=300), shown.decode("utf-8", "replace")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+@pytest.mark.skipif(ON_WINDOWS, reason=NO_PSEUDO_TERMINAL)
 def test_the_first_export_shows_a_bar_with_an_estimate_and_logs_plain_lines(tmp_path):
     from tests.dav2_fixtures import TINY, save_hf
 
@@ -100,7 +100,8 @@ class _Job:
     job_id, url = "jabc123", "https://app.aihub.qualcomm.com/jobs/jabc123/"
 
     def __init__(self) -> None:
-        status = pytest.importorskip("qai_hub.client").JobStatus
+        from qai_hub.client import JobStatus as status
+
         states = ("CREATED", "OPTIMIZING_MODEL", "SUCCESS")
         self.remaining = (status(status.State[state]) for state in states)
 

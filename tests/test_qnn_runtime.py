@@ -122,6 +122,7 @@ def test_runtime_qnn_on_the_emulator_says_so_once(tmp_path, deploy_folder):
     assert "loaded context binary" in result.stderr
 
 
+@pytest.mark.qnn  # the deploy folder is compiled on the emulator; "auto" finds the emulator
 def test_runtime_auto_without_an_npu_runs_the_float_model_on_the_cpu(tmp_path, deploy_folder):
     result = run_edgedepth("run", "--config", str(run_config(tmp_path, deploy_folder, "auto")))
     assert result.returncode == 0, result.stderr

@@ -29,9 +29,9 @@ from edgedepth.topic.rmw_zenoh import (
 from edgedepth.topic.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
 from tests.conftest import run_edgedepth, synthetic_config
 
-zenoh = pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")
-pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")
-rosbags_typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is not installed (dev)")
+zenoh = pytest.importorskip("zenoh")  # edgedepth[zenoh]
+pytest.importorskip("mcap_ros2")  # edgedepth[ros2]
+rosbags_typesys = pytest.importorskip("rosbags.typesys")  # the dev extra
 JAZZY = rosbags_typesys.get_typestore(rosbags_typesys.Stores.ROS2_JAZZY)
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}

@@ -28,8 +28,8 @@ from edgedepth.topic.ros2 import (
 )
 from tests.conftest import POSIX_SIGNALS, killed_run, run_edgedepth, synthetic_config
 
-pytest.importorskip("mcap_ros2", reason="mcap-ros2-support is not installed (edgedepth[ros2])")
-rosbags_typesys = pytest.importorskip("rosbags.typesys", reason="rosbags is not installed (dev)")
+pytest.importorskip("mcap_ros2")  # edgedepth[ros2]
+rosbags_typesys = pytest.importorskip("rosbags.typesys")  # the dev extra
 from rosbags.rosbag2 import Reader as RosbagsReader  # noqa: E402
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}  # 0..12.75 m

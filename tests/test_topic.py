@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import zmq
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind
@@ -26,8 +27,6 @@ from edgedepth.topic import (
     import_zenoh,
 )
 from tests.conftest import POSIX_SIGNALS, run_edgedepth, synthetic_config
-
-zmq = pytest.importorskip("zmq")
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}  # 0..12.75 m
 INTRINSICS = {"fx": 50.0, "fy": 51.0, "cx": 32.0, "cy": 24.0}
@@ -269,7 +268,7 @@ def test_topic_echo_timeout_is_a_one_line_error():
 def test_zenoh_transport_round_trip(tmp_path, write_config):
     """Zenoh speaks rmw_zenoh's format (tests/test_ros2.py checks it against rosbags); the
     subscriber decodes it back to the same DepthImage/CameraInfo as ZeroMQ's."""
-    pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")
+    pytest.importorskip("zenoh")  # edgedepth[zenoh]
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     frames = 8
     config = synthetic_config(
@@ -309,7 +308,7 @@ def test_missing_zenoh_names_the_extra(monkeypatch):
 @pytest.mark.parametrize("transport", ["zmq", "zenoh"])
 def test_port_in_use_is_a_one_line_error(tmp_path, write_config, transport):
     if transport == "zenoh":
-        pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (edgedepth[zenoh])")
+        pytest.importorskip("zenoh")  # edgedepth[zenoh]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -1,8 +1,10 @@
 """Video recording: playable mp4 at the right rate, lossless depth that reads back, and files
-that survive SIGKILL."""
+that survive SIGKILL. The lossless recordings are judged by PyAV alone, decoding with the formula
+their metadata states (the README's), not by our reader; our reader must agree with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from fractions import Fraction
 
@@ -30,6 +32,30 @@ from tests.conftest import (
 )
 
 METRIC = {"type": "sleepy", "kind": "metric-meters", "scale": 0.05}
+
+
+def decoded_by_pyav(path) -> list[tuple[float, np.ndarray]]:
+    """(timestamp, depth) of every frame, with PyAV alone and the formula in the file's
+    metadata: depth = (stored − DEPTH_OFFSET) / DEPTH_SCALE, stored DEPTH_INVALID = NaN.
+    ``read_depth_recording`` must give the same."""
+    with av.open(str(path)) as container:
+        tags = {key.upper(): value for key, value in container.metadata.items()}
+        scale, offset = float(tags["DEPTH_SCALE"]), float(tags["DEPTH_OFFSET"])
+        invalid = int(tags["DEPTH_INVALID"])
+        frames = []
+        with contextlib.suppress(av.error.InvalidDataError):  # the cut-off tail of a killed file
+            for frame in container.decode(video=0):
+                assert frame.format.name == "gray16le"
+                stored = frame.to_ndarray()
+                depth = (stored.astype(np.float64) - offset) / scale
+                depth[stored == invalid] = np.nan
+                frames.append((float(frame.time), depth))
+    ours = list(read_depth_recording(path))
+    assert len(ours) == len(frames)
+    for (time, depth), (our_time, our_depth) in zip(frames, ours, strict=True):
+        assert our_time == time
+        np.testing.assert_allclose(our_depth, depth, rtol=1e-6, atol=1e-6, equal_nan=True)
+    return frames
 
 
 @pytest.mark.parametrize("lossless", ["depth.mkv", "depth.nut"])
@@ -62,7 +88,7 @@ def test_mp4_and_lossless_metric_recording(tmp_path, write_config, lossless):
     with av.open(str(tmp_path / lossless)) as container:
         codec = container.streams.video[0].codec_context.name
     assert codec == {"depth.mkv": "ffv1", "depth.nut": "ffvhuff"}[lossless]
-    recorded = list(read_depth_recording(tmp_path / lossless))
+    recorded = decoded_by_pyav(tmp_path / lossless)
     assert recording_kind(tmp_path / lossless) == DepthKind.METRIC_METERS
     assert len(recorded) == 60
     for index in (0, 31, 59):
@@ -80,7 +106,7 @@ def test_relative_recording_stores_its_scale(tmp_path, write_config):
         )
     )
     assert run_edgedepth("run", "--config", str(config)).returncode == 0
-    recorded = list(read_depth_recording(tmp_path / "rel.mkv"))
+    recorded = decoded_by_pyav(tmp_path / "rel.mkv")
     assert recording_kind(tmp_path / "rel.mkv") == DepthKind.RELATIVE_DISPARITY
     produced = np.load(tmp_path / "out" / "000004.npy")
     step = produced.max() * 2 / 65535  # the quantisation step: 0..2×max of frame 0 in 16 bits
@@ -103,7 +129,7 @@ def test_recordings_survive_sigkill(tmp_path, write_config, lossless):
     )
     written = killed_run(config, tmp_path / "out", 30)
     assert written >= 30
-    recorded = list(read_depth_recording(tmp_path / lossless))
+    recorded = decoded_by_pyav(tmp_path / lossless)
     # Every frame before the kill is readable, bit-exact, except those still in flight.
     assert len(recorded) >= written - 3, (len(recorded), written)
     for index in (0, 10, len(recorded) - 1):
@@ -222,7 +248,7 @@ def test_frames_of_different_sizes(tmp_path, write_config):
         "depth.part3.mkv",
         "depth.part4.mkv",
     ]
-    assert [len(list(read_depth_recording(p))) for p in segments] == [2, 2, 1, 1]
+    assert [len(decoded_by_pyav(p)) for p in segments] == [2, 2, 1, 1]
     recorded = list(read_depth_segments(tmp_path / "depth.mkv"))
     assert len(recorded) == len(sizes)
     for index, (timestamp, depth) in enumerate(recorded):
@@ -265,7 +291,7 @@ def lossless_run(tmp_path, write_config, backend, frames=4):
     )
     result = run_edgedepth("run", "--config", str(write_config(config)))
     assert result.returncode == 0, result.stderr
-    recorded = [depth for _, depth in read_depth_recording(tmp_path / "d.mkv")]
+    recorded = [depth for _, depth in decoded_by_pyav(tmp_path / "d.mkv")]
     produced = [np.load(tmp_path / "out" / f"{i:06d}.npy") for i in range(frames)]
     return result, recorded, produced
 
@@ -325,7 +351,7 @@ def test_a_recording_of_invalid_frames_only(tmp_path):
     for index in range(3):
         recorder.write(np.full((8, 10), np.nan, np.float32), DepthKind.RELATIVE_DEPTH, index / 30)
     recorder.close()
-    recorded = list(read_depth_recording(tmp_path / "nan.mkv"))
+    recorded = decoded_by_pyav(tmp_path / "nan.mkv")
     assert len(recorded) == 3 and all(np.isnan(depth).all() for _, depth in recorded)
     with av.open(str(tmp_path / "nan.mkv")) as container:
         assert np.isfinite(float(container.metadata["DEPTH_SCALE"]))  # a usable unit all the same

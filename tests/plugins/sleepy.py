@@ -3,6 +3,7 @@
 Loaded from configs as a ``.py`` plugin, the way a user's own plugin file would be."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field
@@ -22,6 +23,8 @@ class SleepyOptions(StrictModel):
     note: str | None = None
     #: Time to build, like a first export or a QNN compile.
     build_ms: float = Field(0.0, ge=0)
+    #: A file made when the build starts: a test waits for it instead of guessing a time.
+    building_marker: str | None = None
 
 
 class SleepyBackend:
@@ -31,6 +34,8 @@ class SleepyBackend:
         self.calls = 0
         if options.note:
             context.notes.append(options.note)
+        if options.building_marker:
+            Path(options.building_marker).touch()
         time.sleep(options.build_ms / 1000)
 
     def infer(self, image: np.ndarray) -> np.ndarray:
