@@ -2,7 +2,8 @@
 
 Everything a plugin author needs is importable from here: :data:`hookimpl`, the option helpers
 (:class:`StrictModel`, :data:`InputPath`, :data:`OutputPath`, :data:`OutputDir`,
-:data:`ConfigPath`), what a factory is given (:class:`BuildContext`, :class:`SourceInfo`), the
+:data:`ConfigPath`; :class:`WritesFiles` for a stage that writes files: the ``existing``
+policy), what a factory is given (:class:`BuildContext`, :class:`SourceInfo`), the
 data (:class:`Frame`, :class:`DepthKind`), :class:`StopPipeline` and the errors. The stage
 contracts (what a factory returns) are the Protocols in :mod:`edgedepth.api.stages`; the hooks
 are in :mod:`edgedepth.api.hookspecs`. A backend that runs an ONNX model gets the NPU, int8,
@@ -12,7 +13,8 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
 ``plugins/``, ``deploy/`` and ``bench/`` use the layers, nothing imports a plugin):
 
 - ``api/`` — what a plugin sees: ``hookspecs``, ``stages`` (what factories return and are
-  given), ``frame`` (the data and its typed metadata), ``options`` (option types), ``errors``;
+  given), ``frame`` (the data and its typed metadata), ``options`` (option types), ``outputs``
+  (the ``existing`` policy of every file written), ``errors``;
 - ``engine/`` — a config becomes a running pipeline: ``config``, ``registry`` (the plugin
   manager, one per process), ``pipeline`` (build the stages; ``open_front`` for ``run``,
   ``check`` and ``deploy``), ``run`` (threads, queues, one failure guard), ``queues``,
@@ -38,6 +40,7 @@ from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
 from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.api.hookspecs import Register, hookimpl
 from edgedepth.api.options import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
+from edgedepth.api.outputs import Existing, WritesFiles
 from edgedepth.api.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
 
 __version__ = "0.1.0"
@@ -48,6 +51,7 @@ __all__ = [
     "ConfigPath",
     "DepthKind",
     "EdgedepthError",
+    "Existing",
     "Frame",
     "InputPath",
     "OutputDir",
@@ -58,6 +62,7 @@ __all__ = [
     "SourceInfo",
     "StopPipeline",
     "StrictModel",
+    "WritesFiles",
     "__version__",
     "hookimpl",
 ]

@@ -12,11 +12,14 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edgedepth import __version__
-from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.errors import ConfigError, EdgedepthError
+from edgedepth.api.options import check_output_file
+from edgedepth.api.outputs import EXISTING_CHOICES, claim_output
 from edgedepth.api.stages import SinkOutput
 from edgedepth.engine.config import LoadedConfig, load_config
 from edgedepth.engine.registry import Registry, load_registry
@@ -118,6 +121,30 @@ set_option = click.option(
     help="Override a config value, e.g. --set sinks[0].dir=out (repeatable).",
 )
 debug_option = click.option("--debug", is_flag=True, help="Tracebacks and debug logging.")
+existing_option = click.option(
+    "--existing",
+    type=click.Choice(EXISTING_CHOICES),
+    default="refuse",
+    show_default=True,
+    help="When a file this command writes is already there: refuse (before any work), "
+    "overwrite it, or write NAME-2 beside it.",
+)
+
+
+def claim_option_output(path: Path, existing: str, option: str, **how: Any) -> Path:
+    """A file (or, with ``occupied``, a folder) given on the command line, checked and claimed
+    by ``--existing`` before any work (:func:`edgedepth.api.outputs.claim_output`): the path
+    to write."""
+    hint = "give --existing overwrite to replace it, or --existing new-name to write beside it"
+    try:
+        if "occupied" not in how:
+            check_output_file(path.absolute())
+    except ValueError as exc:
+        raise ConfigError(f"{option} {path}: {exc}") from None
+    try:
+        return claim_output(path, existing, option, hint=hint, **how)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @click.group()
@@ -137,13 +164,22 @@ def cli() -> None:
     default=None,
     help="Write the statistics with every stage's durations to this file (edgedepth bench).",
 )
+@existing_option
 def run(
-    config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool, stats_json: Path | None
+    config: Path,
+    overrides: tuple[str, ...],
+    debug: bool,
+    as_json: bool,
+    stats_json: Path | None,
+    existing: str,
 ) -> None:
-    """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
+    """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM). The sinks' files follow
+    their own `existing` key; --existing is for --stats-json."""
     from edgedepth.engine.pipeline import Pipeline
 
     with user_errors(debug):
+        if stats_json is not None:
+            stats_json = claim_option_output(stats_json, existing, "--stats-json")
         loaded, registry = load_with_plugins(config, overrides)
         # SIGTERM everywhere; Ctrl+Break (SIGBREAK) on Windows: the same clean stop as Ctrl-C.
         stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
