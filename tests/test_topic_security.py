@@ -113,6 +113,7 @@ def test_a_zenoh_subscriber_listens_nowhere():
 @pytest.fixture
 def certificates(tmp_path: Path) -> dict[str, Path]:
     """A test CA and a certificate it signs for 127.0.0.1 (the publisher's), made here."""
+    pytest.importorskip("cryptography", reason="cryptography is not installed (edgedepth[dev])")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
