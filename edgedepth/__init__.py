@@ -36,12 +36,50 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
   builds ONNX graphs; ``cli`` — the command line.
 """
 
-from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
-from edgedepth.api.frame import DepthKind, Frame
-from edgedepth.api.hookspecs import Register, hookimpl
-from edgedepth.api.options import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
-from edgedepth.api.outputs import Existing, WritesFiles
-from edgedepth.api.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
+    from edgedepth.api.frame import DepthKind, Frame
+    from edgedepth.api.hookspecs import Register, hookimpl
+    from edgedepth.api.options import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
+    from edgedepth.api.outputs import Existing, WritesFiles
+    from edgedepth.api.stages import BuildContext, SinkOutput, SourceInfo, StopPipeline
+
+#: Where each name of the API lives: imported on first use, so that ``import edgedepth`` (the
+#: first thing the command line does) is quick and a Ctrl-C while it loads is handled by it.
+_API = {
+    "ConfigError": "edgedepth.api.errors",
+    "EdgedepthError": "edgedepth.api.errors",
+    "PluginError": "edgedepth.api.errors",
+    "DepthKind": "edgedepth.api.frame",
+    "Frame": "edgedepth.api.frame",
+    "Register": "edgedepth.api.hookspecs",
+    "hookimpl": "edgedepth.api.hookspecs",
+    "ConfigPath": "edgedepth.api.options",
+    "InputPath": "edgedepth.api.options",
+    "OutputDir": "edgedepth.api.options",
+    "OutputPath": "edgedepth.api.options",
+    "StrictModel": "edgedepth.api.options",
+    "Existing": "edgedepth.api.outputs",
+    "WritesFiles": "edgedepth.api.outputs",
+    "BuildContext": "edgedepth.api.stages",
+    "SinkOutput": "edgedepth.api.stages",
+    "SourceInfo": "edgedepth.api.stages",
+    "StopPipeline": "edgedepth.api.stages",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'edgedepth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -205,9 +205,10 @@ def run(
                 traceback.print_exception(result.error.cause)
             click.echo(f"error: {result.error}", err=True)
         elif result.stopped_by in ("SIGINT", "SIGTERM"):
+            unfinished_sinks = any(name.startswith("sink") for name in result.unfinished)
             click.echo(
-                f"edgedepth: stopped by {result.stopped_by}; "
-                f"{result.stats.frames_out} frames finished and finalised",
+                f"edgedepth: stopped by {result.stopped_by}; {result.stats.frames_out} frames "
+                f"finished{'' if unfinished_sinks else ' and finalised'}",
                 err=True,
             )
         if result.unfinished:
@@ -219,7 +220,7 @@ def exit_now(code: int, busy_threads: list[str]) -> None:
     """Leave without interpreter shutdown. A daemon thread still inside native code (a QNN
     graph runs as one uninterruptible call) would be torn down mid-call by it: the C++ runtime
     aborts ("terminate called…", exit 134). Everything recorded is already finalised."""
-    log.info("not waiting for %s (inside a native call); exiting", ", ".join(busy_threads))
+    log.info("not waiting for %s; exiting", ", ".join(busy_threads))
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -309,6 +310,9 @@ def main() -> None:
         build_cli().main(prog_name="edgedepth", standalone_mode=False)
     except click.exceptions.Abort:  # Ctrl-C at a prompt
         click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:  # while plugins load (a command handles its own)
+        click.echo("error: interrupted by SIGINT", err=True)
         sys.exit(130)
     except click.ClickException as exc:  # usage errors: one line, like every other error
         hint = ""
