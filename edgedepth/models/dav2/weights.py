@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.cache import cache_folder
 from edgedepth.runtime.file_identity import content_sha256
+from edgedepth.system.network import unreachable
 
 log = logging.getLogger("edgedepth")
 
@@ -113,6 +114,10 @@ def fetch_official(
     url = official_url(kind, encoder, dataset)
     licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
     cache_folder(target.parent, CHECKPOINT_CACHE)
+    # Said as `edgedepth check` says it (system.network), before anything is written.
+    reason = unreachable(url, timeout=timeout)
+    if reason is not None:
+        raise CheckpointDownloadError(cannot_download(target, url, reason))
     partial = target.with_name(filename + ".partial")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
