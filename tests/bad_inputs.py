@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -283,25 +284,59 @@ def alias_bomb() -> str:
     return "\n".join([*lines, "source: *i", ""])
 
 
+class Started:
+    """An `edgedepth` subprocess (or ``command``) whose stderr lines are collected as they come,
+    to signal it at the right moment."""
+
+    def __init__(
+        self,
+        args: list[str],
+        folder: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self.process = subprocess.Popen(
+            [*(command or [sys.executable, "-m", "edgedepth"]), *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=folder,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        self.lines.extend(self.process.stderr)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def until(self, done: Callable[[], bool], timeout: float = 120) -> None:
+        """Wait until ``done()`` (or the process ends, or ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while not done() and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def interrupt(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        """(exit code, stderr) once it ends."""
+        self.process.wait(timeout)
+        self._reader.join(10)
+        return self.process.returncode, "".join(self.lines)
+
+
 def interrupted_when(marker: str):
     """A runner that sends SIGINT once the file ``marker`` (in the case's folder) exists."""
 
     def run(args: list[str], folder: Path, env: dict[str, str]) -> tuple[int, str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edgedepth", *args],
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=folder,
-            env={**os.environ, **env},
-        )
-        deadline = time.monotonic() + 120
-        while not (folder / marker).exists() and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-        return process.returncode, stderr
+        started = Started(args, folder, env)
+        started.until((folder / marker).exists)
+        started.interrupt()
+        return started.finish()
 
     return run
 
@@ -333,28 +368,12 @@ def slow_close_run(folder: Path) -> list[str]:
 
 def interrupted_twice(args: list[str], folder: Path, env: dict[str, str]) -> tuple[int, str]:
     """SIGINT after the first frame, then again once the run says it is waiting."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgedepth", *args],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=folder,
-        env={**os.environ, **env},
-    )
-    lines: list[str] = []
-    import threading
-
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while not (folder / "out" / "000000.npy").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    while not any("Ctrl-C again" in line for line in lines) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    process.wait(120)
-    reader.join(10)
-    return process.returncode, "".join(lines)
+    started = Started(args, folder, env)
+    started.until((folder / "out" / "000000.npy").exists)
+    started.interrupt()
+    started.until(lambda: started.said("Ctrl-C again"))
+    started.interrupt()
+    return started.finish()
 
 
 def damaged_int8_cache(folder: Path) -> list[str]:

@@ -5,18 +5,17 @@ as one native call that cannot be, so the process leaves without waiting for it.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from edgedepth.media.recording import read_depth_recording
-from tests.conftest import POSIX_SIGNALS, SLEEPY
+from tests.bad_inputs import Started, slow_close_run, slow_import
+from tests.conftest import POSIX_SIGNALS
 from tests.onnx_models import conv_stack
 
 pytestmark = POSIX_SIGNALS
@@ -92,66 +91,33 @@ def test_ctrl_c_while_a_sink_finishes_its_file_says_so_and_a_second_one_stops_wa
     tmp_path,
 ):
     """A sink whose close() takes long (in Python): the first Ctrl-C waits for it and says
-    which sink, where it is and how to stop waiting; the second ends the wait at once."""
-    slow_close = str(Path(__file__).parent / "plugins" / "slow_close.py")
-    config = tmp_path / "slow-close.yaml"
-    config.write_text(
-        f"plugins: [{SLEEPY}, {slow_close}]\n"
-        "source: {type: synthetic, frames: 2000, width: 32, height: 24}\n"
-        "backend: {type: sleepy, delay_ms: 5}\n"
-        "sinks: [{type: npy, dir: npy}, {type: slow-close, close_seconds: 120}]\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgedepth", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "npy" / "000000.npy").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    while not any("Ctrl-C again" in line for line in lines) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    which sink, where it is and how to stop waiting; the second ends the wait at once (a row of
+    the bad-input table too)."""
+    started = Started(slow_close_run(tmp_path), tmp_path)
+    started.until((tmp_path / "out" / "000000.npy").exists)
+    started.interrupt()
+    started.until(lambda: started.said("Ctrl-C again"))
+    started.interrupt()
     signalled = time.monotonic()
-    assert process.wait(30) == 130
-    waited = time.monotonic() - signalled
-    reader.join(5)
-    stderr = "".join(lines)
+    code, stderr = started.finish(30)
+    assert code == 130
+    assert time.monotonic() - signalled < 10
     assert "Traceback" not in stderr and "native" not in stderr
     assert "waiting up to 30 s for sink 'slow-close' (at slow_close.py:" in stderr
     assert "in close) to finish (Ctrl-C again to stop waiting)" in stderr
     assert "not waiting for sink 'slow-close' (at slow_close.py:" in stderr, stderr
-    assert waited < 10
+    assert "frames finished and finalised" not in stderr  # the slow sink was not
 
 
 @pytest.mark.parametrize("entry", ["module", "script"])
 def test_ctrl_c_while_edgedepth_loads_is_one_line(tmp_path, entry):
     """SIGINT while edgedepth's modules are still being imported (a slow disk, a big plugin):
-    exit 130 and one line, no KeyboardInterrupt traceback. The import of pluggy is made slow
-    by a module of that name first on the path, which says when it is reached."""
-    marker = tmp_path / "importing"
-    slow = tmp_path / "slow-imports"
-    slow.mkdir()
-    (slow / "pluggy.py").write_text(
-        f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\n"
-    )
-    script = Path(sys.executable).parent / "edgedepth"
-    command = [str(script)] if entry == "script" else [sys.executable, "-m", "edgedepth"]
-    process = subprocess.Popen(
-        [*command, "plugins"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(slow)},
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
+    exit 130 and one line, no KeyboardInterrupt traceback, from `python -m edgedepth` and from
+    the installed `edgedepth` script."""
+    script = [str(Path(sys.executable).parent / "edgedepth")] if entry == "script" else None
+    started = Started(["plugins"], tmp_path, slow_import(tmp_path), command=script)
+    started.until((tmp_path / "importing").exists)
+    started.interrupt()
+    code, stderr = started.finish(30)
+    assert code == 130, stderr
     assert stderr == "error: interrupted by SIGINT\n"
