@@ -118,6 +118,6 @@ def test_ctrl_c_while_edgedepth_loads_is_one_line(tmp_path, entry):
     started = Started(["plugins"], tmp_path, slow_import(tmp_path), command=script)
     started.until((tmp_path / "importing").exists)
     started.interrupt()
-    code, stderr = started.finish(30)
+    code, stderr = started.finish(60)
     assert code == 130, stderr
     assert stderr == "error: interrupted by SIGINT\n"

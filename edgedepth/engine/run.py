@@ -116,10 +116,16 @@ def running(thread: threading.Thread) -> bool:
 
 
 def has_valid_depth(depth: np.ndarray, kind: DepthKind | None) -> bool:
-    """Whether a depth map holds any value (finite; metric depth also > 0)."""
-    if kind is DepthKind.METRIC_METERS:
-        return bool(np.any((depth > 0) & (depth < np.inf)))
-    return bool(np.isfinite(depth).any())
+    """Whether a depth map holds any value (finite; metric depth also > 0), in one pass over
+    it for every map but those holding infinities."""
+    metric = kind is DepthKind.METRIC_METERS
+    peak = float(np.fmax.reduce(depth, axis=None))  # NaN only when every value is NaN
+    if np.isfinite(peak):
+        return peak > 0 or not metric
+    if np.isnan(peak):
+        return False
+    finite = np.isfinite(depth)
+    return bool(np.any(finite & (depth > 0)) if metric else finite.any())
 
 
 class StageFailed(EdgedepthError):

@@ -371,11 +371,12 @@ class DepthRecorder:
         beyond the unit's range moves the recording to a coarser unit first."""
         invalid = ~_valid(depth, kind)
         scaled = self._scaled(depth, invalid)
-        if np.any(scaled > LARGEST):
+        beyond = np.count_nonzero(scaled > LARGEST)
+        if beyond:
             largest = float(np.max(depth, where=~invalid, initial=-np.inf))
             if self._coarsen(kind, largest):
                 scaled = self._scaled(depth, invalid)
-        beyond = np.count_nonzero(scaled > LARGEST)
+                beyond = np.count_nonzero(scaled > LARGEST)
         if beyond:
             assert self.unit is not None
             if not self.out_of_range:
