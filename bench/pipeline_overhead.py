@@ -23,11 +23,14 @@ from edgedepth.media.synthetic_scene import SyntheticScene
 SLEEP_BACKEND = Path(__file__).resolve().with_name("sleep_backend.py")
 
 
-def render_video(path: Path, frames: int) -> None:
-    scene = SyntheticScene(seed=0, width=640, height=480, fps=30.0, motion="orbit")
+def render_video(
+    path: Path, frames: int, width: int = 640, height: int = 480, seed: int = 0
+) -> None:
+    """An H.264 clip of the synthetic scene (``seed``: another room)."""
+    scene = SyntheticScene(seed=seed, width=width, height=height, fps=30.0, motion="orbit")
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(30))
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(frames):
             image, _ = scene.render(index)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))

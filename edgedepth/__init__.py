@@ -21,19 +21,25 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
   ``stats``, ``progress``;
 - ``runtime/`` — where ONNX graphs run, for any model: ``options`` (the keys every ONNX backend
   takes), ``placement`` (auto → NPU or CPU, the fallback), ``sessions``, ``qnn`` (the QNN
-  execution provider), ``int8``, ``model_file`` (a ready model or deploy folder and its typed
-  manifest), ``onnx_backend`` (the generic backend a model plugin fills in);
+  execution provider), ``int8``, ``cache`` (the cache folder: writes and their one error),
+  ``model_file`` (a ready model or deploy folder and its typed manifest), ``onnx_backend`` (the
+  generic backend a model plugin fills in);
 - ``models/dav2/`` — DepthAnythingV2: ``network``, ``checkpoint``, ``weights``, ``loading``,
   ``graph``, ``export``, ``layouts`` (ready ONNX files);
 - ``media/`` — ``imageops`` (every resize), ``colorize``, ``recording`` (mp4 and lossless
-  depth), ``cameras``, ``synthetic_scene``;
+  depth), ``cameras`` (every camera API's listing, ``device:`` resolution), ``mediafoundation``
+  (Windows cameras through WinRT), ``pixel_formats`` (camera frames to RGB),
+  ``synthetic_scene``;
 - ``topic/`` — depth topics (ZeroMQ, zenoh/rmw_zenoh), ``ros2`` messages in CDR,
-  ``mcap_recording``;
+  ``mcap_recording``, ``endpoints`` (who can reach a bound topic), ``zenoh_session`` (TLS,
+  user/password);
 - ``evaluation/`` — ``metrics``, ``scoring``, ``lpcvc_io`` (LPCVC 2025 Track 3);
 - ``system/`` — ``host``, ``network``, ``aihub_config``, ``doctor``: what this machine offers;
+  ``console`` (output that survives any code page);
 - ``plugins/`` — the built-ins, written as a third-party plugin is (an options model, the stage
   class, the hook); ``deploy/`` — export, quantize, compile (local, AI Hub) for any backend that
-  builds ONNX graphs; ``cli`` — the command line.
+  builds ONNX graphs; ``batch/`` — one config over a library of inputs, on a local pool of
+  worker processes or a Dask cluster; ``cli`` — the command line.
 """
 
 from __future__ import annotations

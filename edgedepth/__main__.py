@@ -8,10 +8,11 @@ import sys
 def main() -> None:
     try:
         from edgedepth.cli import main as cli_main
-    except KeyboardInterrupt:
+
+        cli_main()
+    except KeyboardInterrupt:  # a command reports its own; this is while edgedepth loads
         sys.stderr.write("error: interrupted by SIGINT\n")
         sys.exit(130)
-    cli_main()
 
 
 if __name__ == "__main__":

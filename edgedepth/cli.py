@@ -37,6 +37,19 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM everywhere, Ctrl+Break (SIGBREAK) on Windows: raised as Ctrl-C is, so that the
+    same clean stop runs (sinks finalised)."""
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
+    previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
 def setup_logging(debug: bool) -> None:
     """edgedepth's own messages on stderr (debug ones with ``--debug``); third-party warnings
     (torch's tracer, transformers, OpenCV's camera probing) only with ``--debug``: edgedepth
@@ -181,15 +194,9 @@ def run(
         if stats_json is not None:
             stats_json = claim_option_output(stats_json, existing, "--stats-json")
         loaded, registry = load_with_plugins(config, overrides)
-        # SIGTERM everywhere; Ctrl+Break (SIGBREAK) on Windows: the same clean stop as Ctrl-C.
-        stops = [getattr(signal, name) for name in ("SIGTERM", "SIGBREAK") if hasattr(signal, name)]
-        previous = {stop: signal.signal(stop, _raise_terminated) for stop in stops}
-        try:
+        with stop_signals():
             pipeline = Pipeline.from_config(loaded, registry)
             result = pipeline.run()
-        finally:
-            for stop, handler in previous.items():
-                signal.signal(stop, handler)
         if loaded.config.runtime.summary:
             click.echo(result.stats.format_table(), err=True)
             for line in format_outputs(result.outputs):
@@ -300,8 +307,11 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
+    from edgedepth.system.console import protect_output
     from edgedepth.system.host import check_python
 
+    # Every command's output, on any console or pipe encoding: no per-print fixes anywhere.
+    protect_output()
     unsupported = check_python()
     if unsupported:  # before anything else fails in a less helpful way
         click.echo(f"error: {unsupported}", err=True)

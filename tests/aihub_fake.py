@@ -5,7 +5,14 @@ job polling, downloads, dataset (h5) and protobuf handling, deprecation warnings
 
 Everything on the wire is the client's own: the URL layout of ``qai_hub.api_utils.api_url``,
 the messages of ``qai_hub.public_api_pb2``, the h5 layout of
-``qai_hub.util.dataset_entries_converters``. The compile job is real: the uploaded ONNX model is
+``qai_hub.util.dataset_entries_converters``. Files move the two ways the service offers:
+pre-signed URLs on this server (``transfer="url"``), or, when the client asks with
+``supports_s3_credentials=true`` as 0.56 does, short-lived S3 credentials for one object
+(``transfer="s3"``, the default): the client's own botocore/s3transfer code then uploads and
+downloads through a real S3-protocol server (moto) on 127.0.0.1, which botocore reaches through
+its documented ``AWS_ENDPOINT_URL_S3`` setting (:meth:`FakeAIHub.client_environment`).
+
+The compile job is real: the uploaded ONNX model is
 compiled on this machine's HTP emulator into an EPContext model, renamed and zipped as the
 service delivers a ``precompiled_qnn_onnx`` target (``<name>.onnx.zip`` holding
 ``job_<id>_optimized_onnx/model.onnx`` + ``model.bin``), stamped with the QAIRT version the job
@@ -15,17 +22,21 @@ the emulator (the "device") and report a profile in the service's layout.
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import itertools
 import json
+import logging
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlparse
 
 import h5py
@@ -35,6 +46,8 @@ from qai_hub.util.dataset_entries_converters import dataset_entries_to_h5
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 State = api_pb.JobState
+#: The region of the fake's S3 bucket (one bucket per fake: moto keeps one state per process).
+REGION = "us-west-2"
 WEB_URL = "https://workbench.aihub.qualcomm.com"
 #: Device name → (attributes, the chip's preset for the emulator). The names are real AI Hub
 #: devices; attributes as the service lists them.
@@ -151,18 +164,35 @@ class Job:
     profile: Any = None
 
     def option(self, name: str) -> str | None:
-        flag = f"--{name}"
-        return self.options[self.options.index(flag) + 1] if flag in self.options else None
+        """``--name value`` or ``--name=value`` (the last one), read as argparse reads them."""
+        parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        parser.add_argument(f"--{name}")
+        return getattr(parser.parse_known_args(self.options)[0], name)
 
 
 class FakeAIHub:
     """Start with ``with FakeAIHub(tmp_path) as hub:``; :meth:`write_client_ini` configures the
     client. ``requests`` records (method, path) of every call; ``jobs`` the jobs by id."""
 
-    def __init__(self, workdir: Path, token: str = "test-token", fail_compile: bool = False):
+    def __init__(
+        self,
+        workdir: Path,
+        token: str = "test-token",
+        fail_compile: bool = False,
+        transfer: Literal["s3", "url"] = "s3",
+    ):
         self.workdir = workdir
         self.token = token
         self.fail_compile = fail_compile
+        #: How files move when the client supports both (older clients always get URLs).
+        self.transfer = transfer
+        #: "upload" / "download": the next transfer's credentials name an object S3 does not
+        #: have (a bucket that is gone, an artifact that expired), so the client's fails.
+        self.fail_transfer: str | None = None
+        #: Objects the client moved through S3: (method, key) as the S3 server saw them.
+        self.s3_objects: list[str] = []
+        self._s3: Any = None
+        self.bucket = f"aihub-fake-{uuid.uuid4().hex[:12]}"
         #: False: inference jobs come back without a ProfileDetail (the client then gives {}).
         self.profile_detail = True
         self.requests: list[tuple[str, str]] = []
@@ -199,11 +229,45 @@ class FakeAIHub:
 
     def __enter__(self) -> FakeAIHub:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        if self.transfer == "s3":
+            self._start_s3()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._s3 is not None:
+            self._s3.stop()
+
+    def _start_s3(self) -> None:
+        """moto's S3 in server mode on 127.0.0.1, with the bucket the credentials name."""
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # its request log
+        self._s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._s3.start()
+        host, port = self._s3.get_host_and_port()
+        self.s3_url = f"http://{host}:{port}"
+        self._bucket = boto3.client(
+            "s3", endpoint_url=self.s3_url, region_name=REGION, aws_access_key_id="service",
+            aws_secret_access_key="service",
+        )  # fmt: skip
+        self._bucket.create_bucket(
+            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+
+    def client_environment(self, folder: Path) -> dict[str, str]:
+        """What the client's process needs to reach this service's S3 (botocore's documented
+        endpoint setting) without reading the user's AWS configuration."""
+        if self._s3 is None:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def write_client_ini(self, path: Path, token: str | None = None) -> Path:
         """A client.ini as `qai-hub configure` writes it, pointing at this server."""
@@ -256,6 +320,62 @@ class FakeAIHub:
         request.end_headers()
         request.wfile.write(payload)
 
+    def _uses_s3(self, query: dict[str, str]) -> bool:
+        """Credentials when this fake serves S3 and the client says it can use them."""
+        return self._s3 is not None and query.get("supports_s3_credentials") == "true"
+
+    def _credentials(self, key: str, filename: str = "", failing: str = "") -> Any:
+        """Short-lived credentials for one object, as the service hands them out."""
+        bucket = self.bucket
+        if failing and self.fail_transfer == failing:
+            self.fail_transfer = None
+            bucket = f"{self.bucket}-gone" if failing == "upload" else self.bucket
+            key = f"expired/{key}"
+        return api_pb.S3Credentials(
+            access_key_id="ASIAFAKEAIHUB", secret_access_key="fake-secret",
+            session_token="fake-session-token", bucket=bucket, key=key, region=REGION,
+            use_transfer_acceleration=False, filename=filename,
+        )  # fmt: skip
+
+    def _upload_to(self, kind: str, asset_id: str, query: dict[str, str]) -> Any:
+        """Where the client uploads an asset: S3 credentials, or a URL on this server."""
+        if self._uses_s3(query):
+            key = f"uploads/{kind}/{asset_id}"
+            return api_pb.FileUploadResponse(credentials=self._credentials(key, failing="upload"))
+        if kind == "model":
+            urls = [f"{self.url}/upload/model/{asset_id}"]
+            return api_pb.FileUploadResponse(
+                multipart_url=api_pb.FileMultipartUploadURL(
+                    urls=urls, upload_id=f"u{asset_id}", max_part_size=1 << 40
+                )
+            )
+        return api_pb.FileUploadResponse(
+            url=api_pb.FileUploadURL(
+                url=f"{self.url}/upload/dataset/{asset_id}", file_field_name="file"
+            )
+        )
+
+    def _uploaded(self, kind: str, asset_id: str, suffix: str) -> Path:
+        """The object the client put into S3, kept as the service keeps it."""
+        key = f"uploads/{kind}/{asset_id}"
+        path = self.workdir / f"{asset_id}{suffix}"
+        path.write_bytes(self._bucket.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        self.s3_objects.append(f"PUT {key}")
+        return path
+
+    def _download_from(self, name: str, query: dict[str, str]) -> Any:
+        """Where the client downloads the file ``self.files[name]``."""
+        if not self._uses_s3(query):
+            return api_pb.FileDownloadResponse(
+                url=api_pb.FileDownloadURL(url=f"{self.url}/files/{name}", filename=name)
+            )
+        key = f"downloads/{name}"
+        self._bucket.upload_file(str(self.files[name]), self.bucket, key)
+        self.s3_objects.append(f"GET {key}")
+        return api_pb.FileDownloadResponse(
+            credentials=self._credentials(key, filename=name, failing="download")
+        )
+
     def _send_file(self, request: Any, name: str) -> None:
         if name not in self.files:
             return self._send(request, 404, b"<Error><Code>NoSuchKey</Code></Error>", "text/xml")
@@ -294,12 +414,10 @@ class FakeAIHub:
                 self.models[model.model_id] = model
                 return api_pb.CreateUpdateResponse(id=model.model_id)
             case ("GET", "models", model_id, "multipart_upload"):
-                urls = [f"{self.url}/upload/model/{model_id}"]
-                return api_pb.FileUploadResponse(
-                    multipart_url=api_pb.FileMultipartUploadURL(
-                        urls=urls, upload_id=f"u{model_id}", max_part_size=1 << 40
-                    )
-                )
+                return self._upload_to("model", model_id, query)
+            case ("POST", "models", model_id, "upload_complete"):  # after an S3 upload
+                self.model_files[model_id] = self._uploaded("model", model_id, ".onnx")
+                return api_pb.CreateUpdateResponse(id=model_id)
             case ("POST", "models", model_id, "multipart_upload"):
                 path = self.workdir / f"{model_id}.onnx"
                 path.write_bytes(self.uploads.pop(model_id))
@@ -308,20 +426,16 @@ class FakeAIHub:
             case ("GET", "models", model_id):
                 return self._model(model_id)
             case ("GET", "models", model_id, "download"):
-                name = self.files_of_model(model_id)
-                return api_pb.FileDownloadResponse(
-                    url=api_pb.FileDownloadURL(url=f"{self.url}/files/{name}", filename=name)
-                )
+                return self._download_from(self.files_of_model(model_id), query)
             case ("POST", "datasets"):
                 dataset_id = self._new_id("d")
                 self.datasets[dataset_id] = self.workdir / f"{dataset_id}.h5"
                 return api_pb.CreateUpdateResponse(id=dataset_id, status="")
             case ("GET", "datasets", dataset_id, "upload_url"):
-                return api_pb.FileUploadResponse(
-                    url=api_pb.FileUploadURL(
-                        url=f"{self.url}/upload/dataset/{dataset_id}", file_field_name="file"
-                    )
-                )
+                return self._upload_to("dataset", dataset_id, query)
+            case ("POST", "datasets", dataset_id, "upload_complete"):  # after an S3 upload
+                self.datasets[dataset_id] = self._uploaded("dataset", dataset_id, ".h5")
+                return api_pb.CreateUpdateResponse(id=dataset_id)
             case ("PATCH", "datasets", dataset_id):
                 return api_pb.CreateUpdateResponse(id=dataset_id)
             case ("GET", "datasets", dataset_id):
@@ -329,9 +443,7 @@ class FakeAIHub:
             case ("GET", "datasets", dataset_id, "download_data"):
                 name = f"{self._known(self.datasets, dataset_id, 'Dataset')}.h5"
                 self.files[name] = self.datasets[dataset_id]
-                return api_pb.FileDownloadResponse(
-                    url=api_pb.FileDownloadURL(url=f"{self.url}/files/{name}", filename=name)
-                )
+                return self._download_from(name, query)
             case ("POST", "jobs"):
                 return self._submit(api_pb.Job.FromString(body))
             case ("GET", "jobs", job_id):
@@ -411,17 +523,23 @@ class FakeAIHub:
         if self.fail_compile:
             raise RuntimeError("compilation failed: unsupported op")
         target = job.option("target_runtime") or "tflite"
-        if target != "precompiled_qnn_onnx":
-            raise ValueError(f"--target_runtime {target}: this fake compiles precompiled_qnn_onnx")
-        full = self._qairt(job)
         source = self.model_files[job.pb.model.model_id]
         folder = self.workdir / job.job_id / f"job_{job.job_id}_optimized_onnx"
-        done = subprocess.run(
-            [sys.executable, "-c", COMPILE, str(source), str(folder), job.preset, full],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"QNN compile failed: {done.stderr.strip().splitlines()[-1]}")
+        full = None
+        if target == "onnx":  # an ONNX model again (the service optimises it; this fake not)
+            folder.mkdir(parents=True)
+            shutil.copyfile(source, folder / "model.onnx")
+        elif target == "precompiled_qnn_onnx":
+            full = self._qairt(job)
+            done = subprocess.run(
+                [sys.executable, "-c", COMPILE, str(source), str(folder), job.preset, full],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"QNN compile failed: {done.stderr.strip().splitlines()[-1]}")
+        else:
+            raise ValueError(f"--target_runtime {target}: this fake compiles onnx and "
+                             "precompiled_qnn_onnx")  # fmt: skip
         archive = self.workdir / f"job_{job.job_id}_optimized_onnx.onnx.zip"
         with zipfile.ZipFile(archive, "w") as zipped:
             zipped.writestr(f"{folder.name}/", "")
@@ -429,7 +547,9 @@ class FakeAIHub:
                 zipped.write(file, f"{folder.name}/{file.name}")
         self.files[archive.name] = archive
         target = self.models[job.pb.target_model.model_id]
-        target.metadata.entries[api_pb.ModelMetadataKey.MODEL_METADATA_KEY_QAIRT_SDK_VERSION] = full
+        if full is not None:
+            key = api_pb.ModelMetadataKey.MODEL_METADATA_KEY_QAIRT_SDK_VERSION
+            target.metadata.entries[key] = full
         self.model_files[target.model_id] = folder / "model.onnx"
         self.sources[target.model_id] = source
 

@@ -198,6 +198,16 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for servers a test starts, or to be
+    refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 #: The client must reach the AI Hub fake directly, whatever proxy this machine configures.
 NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
@@ -211,15 +221,18 @@ def no_proxy(monkeypatch):
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch, no_proxy):
+def hub(request, tmp_path, monkeypatch, no_proxy):
     """The AI Hub fake (tests/aihub_fake.py) on 127.0.0.1, and the real qai-hub client configured
-    for it (as `qai-hub configure` would)."""
+    for it (as `qai-hub configure` would). Files move through S3 credentials, as 0.56 asks;
+    ``@pytest.mark.parametrize("hub", ["url"], indirect=True)`` for pre-signed URLs."""
     from edgedepth.deploy import aihub
     from tests.aihub_fake import FakeAIHub
 
     (tmp_path / "service").mkdir()
-    with FakeAIHub(tmp_path / "service") as fake:
+    with FakeAIHub(tmp_path / "service", transfer=getattr(request, "param", "s3")) as fake:
         ini = fake.write_client_ini(tmp_path / "client.ini")
         monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+        for name, value in fake.client_environment(tmp_path).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setattr(aihub, "POLL_SECONDS", 0.05)
         yield fake

@@ -1,7 +1,9 @@
 """`edgedepth deploy compile --aihub` and `deploy status` with the real qai-hub client talking to
 a fake of the service on 127.0.0.1 (tests/aihub_fake.py): the archive as AI Hub ships it,
 compiled for real on the HTP emulator and run afterwards; one device job; the QAIRT version; the
-token, proxy and error handling a user meets."""
+token, proxy and error handling a user meets. Files move as 0.56 asks the service to move them,
+through S3 credentials and the client's own botocore transfer (a real S3 server, moto, on
+127.0.0.1), and through pre-signed URLs, as older clients and the service's fallback do."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from edgedepth.api.errors import EdgedepthError  # noqa: E402
 from edgedepth.deploy import aihub  # noqa: E402
 from edgedepth.runtime.sessions import is_context_model  # noqa: E402
 from tests.aihub_fake import FakeAIHub  # noqa: E402
-from tests.conftest import NO_PROXY, run_edgedepth  # noqa: E402
+from tests.conftest import NO_PROXY, free_port, run_edgedepth  # noqa: E402
 from tests.onnx_models import depth_model_folder  # noqa: E402
 
 SECRET = "s3cr3t-t0ken-4f9a"
@@ -74,6 +76,12 @@ def test_compile_downloads_the_artifact_as_shipped_and_it_runs_on_qnn(tmp_path, 
     assert not list((tmp_path / "hub").glob("*.zip"))
     assert (tmp_path / "hub" / manifest["reference_model"]).is_file()  # for runtime auto
 
+    # Every file went through S3 with the client's botocore: the model and the frames up,
+    # the compiled archive and the device's outputs down.
+    moved = sorted(key.rsplit("/", 1)[0] for key in hub.s3_objects)
+    assert moved == ["GET downloads", "GET downloads", "PUT uploads/dataset", "PUT uploads/model"]
+    assert not [path for _, path in hub.requests if path.startswith(("/files", "/upload"))]
+
     # One device job (profiling inference), no deprecated profile job, no warning printed.
     assert hub.device_jobs() == ["inference"]
     (inference,) = [j for j in hub.jobs.values() if j.kind == "inference"]
@@ -120,9 +128,10 @@ def test_compile_downloads_the_artifact_as_shipped_and_it_runs_on_qnn(tmp_path, 
         assert (tmp_path / "resumed" / folder / name).read_bytes() == original
 
 
+@pytest.mark.parametrize("hub", ["s3", "url"], indirect=True)
 def test_the_fake_ships_what_the_client_expects(tmp_path, hub, model):
     """The archive the real client downloads: one top folder holding the EPContext model and
-    the context binary it names (AI Hub's precompiled_qnn_onnx layout)."""
+    the context binary it names (AI Hub's precompiled_qnn_onnx layout), by either transfer."""
     client = qai_hub.Client()
     job = client.submit_compile_job(
         model=str(model / "model.onnx"), device=qai_hub.Device(DEVICE),
@@ -143,6 +152,15 @@ def test_the_fake_ships_what_the_client_expects(tmp_path, hub, model):
     cache = {attribute.name: attribute.s for attribute in node.attribute}
     assert cache["ep_cache_context"] == b"model.bin"
     assert cache["ep_sdk_version"].decode().startswith(f"v{LOCAL_QAIRT}.")
+    through_this_server = [
+        path for _, path in hub.requests if path.startswith(("/upload/", "/files/"))
+    ]
+    if hub.transfer == "s3":  # botocore moved both files; nothing came through this server
+        assert [key.split("/")[0] for key in hub.s3_objects] == ["PUT uploads", "GET downloads"]
+        assert not through_this_server
+    else:
+        assert [path.split("/")[1] for path in through_this_server] == ["upload", "files"]
+        assert not hub.s3_objects
 
 
 @pytest.fixture(scope="session")
@@ -245,13 +263,17 @@ def test_client_ini_problems_are_one_line_without_the_token(tmp_path, content, e
 
 
 class Proxy:
-    """A listener on 127.0.0.1 answering HTTP CONNECT like a forward proxy (or refusing)."""
+    """A forward proxy on 127.0.0.1 that records the first line of each request: plain HTTP
+    (``GET http://host/…``) is answered 200 by the proxy itself, CONNECT with ``connect``;
+    ``socks=True``: a SOCKS5 proxy that records the (host, port) asked for and answers 200
+    through the tunnel."""
 
-    def __init__(self, status: str) -> None:
-        self.status = status
+    def __init__(self, connect: str = "403 Forbidden", socks: bool = False) -> None:
+        self.connect, self.socks = connect, socks
         self.requests: list[str] = []
         self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        scheme = "socks5h" if socks else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -261,29 +283,58 @@ class Proxy:
             except OSError:
                 return
             with connection:
-                self.requests.append(connection.recv(4096).decode().split("\r\n")[0])
-                connection.sendall(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
+                if self.socks:
+                    connection.recv(16)  # greeting: version, methods
+                    connection.sendall(b"\x05\x00")  # no authentication
+                    request = connection.recv(512)  # VER CMD RSV ATYP=3 LEN HOST PORT
+                    host = request[5 : 5 + request[4]].decode()
+                    port = int.from_bytes(request[5 + request[4] : 7 + request[4]], "big")
+                    self.requests.append(f"SOCKS {host}:{port}")
+                    connection.sendall(b"\x05\x00\x00\x01" + bytes(6))
+                line = connection.recv(4096).decode().split("\r\n")[0]
+                if not self.socks:
+                    self.requests.append(line)
+                status = self.connect if line.startswith("CONNECT") else "200 OK"
+                connection.sendall(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
 
 
-@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
-def test_the_reachability_probe_goes_through_the_https_proxy(monkeypatch, variable):
-    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                 "all_proxy", "NO_PROXY", "no_proxy"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    proxy = Proxy("200 Connection established")
-    monkeypatch.setenv(variable, proxy.url)
-    # The service's host cannot be resolved from here: only the proxy can reach it.
-    aihub.check_reachable("https://aihub.invalid", timeout=5)
-    assert proxy.requests == ["CONNECT aihub.invalid:443 HTTP/1.1"]
+    return monkeypatch
 
-    refusing = Proxy("403 Forbidden")
-    monkeypatch.setenv(variable, refusing.url)
-    with pytest.raises(EdgedepthError, match=r"through the proxy 127\.0\.0\.1:\d+ \(the proxy "
-                       r"answered 'HTTP/1.1 403 Forbidden' to CONNECT\)"):  # fmt: skip
-        aihub.check_reachable("https://aihub.invalid", timeout=5)
 
-    monkeypatch.setenv("NO_PROXY", "aihub.invalid")  # bypassed: straight to the host
-    with pytest.raises(EdgedepthError, match=r"cannot reach AI Hub at aihub\.invalid:443 \("):
-        aihub.check_reachable("https://aihub.invalid", timeout=5)
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"])
+def test_the_reachability_probe_takes_the_clients_route(proxy_environment, variable):
+    """The probe is a request made with requests, the client's HTTP stack: it goes where the
+    client's requests will go, whichever variable names the proxy."""
+    port = free_port()  # nothing listens there: only the proxy can answer
+    proxy = Proxy()
+    proxy_environment.setenv(variable, proxy.url)
+    if variable.lower() == "all_proxy":
+        aihub.check_reachable(f"http://localhost:{port}/api/v1/", timeout=5)
+        assert proxy.requests == [f"GET http://localhost:{port}/api/v1/ HTTP/1.1"]
+    with pytest.raises(EdgedepthError, match=rf"cannot reach AI Hub at localhost:{port} through "
+                       r"the proxy 127\.0\.0\.1:\d+ \(the proxy failed"):  # fmt: skip
+        aihub.check_reachable(f"https://localhost:{port}", timeout=5)  # the proxy says 403
+    assert proxy.requests[-1].startswith(f"CONNECT localhost:{port} HTTP/1.")
+
+    proxy_environment.setenv("NO_PROXY", "localhost")  # bypassed: straight to the closed port
+    asked = len(proxy.requests)
+    with pytest.raises(EdgedepthError, match=rf"AI Hub at localhost:{port} \(Connection refused"):
+        aihub.check_reachable(f"https://localhost:{port}", timeout=5)
+    assert len(proxy.requests) == asked
+
+
+def test_the_reachability_probe_goes_through_a_socks_proxy(proxy_environment):
+    pytest.importorskip("socks")  # PySocks: requests' SOCKS support, as for the client
+    proxy = Proxy(socks=True)
+    proxy_environment.setenv("ALL_PROXY", proxy.url)
+    port = free_port()
+    aihub.check_reachable(f"http://aihub.invalid:{port}/api/v1/", timeout=5)
+    assert proxy.requests == [f"SOCKS aihub.invalid:{port}"]  # the name, resolved by the proxy
 
 
 def test_missing_token_stops_before_any_upload(tmp_path, monkeypatch, no_proxy):
@@ -316,3 +367,85 @@ def test_unreachable_service_fails_fast(tmp_path, no_proxy):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot reach AI Hub at 127.0.0.1:9" in result.stderr
     assert time.monotonic() - started < 15
+
+
+def submitted_options(hub) -> list[str]:
+    (compile_job,) = [job for job in hub.jobs.values() if job.kind == "compile"]
+    return compile_job.options
+
+
+@pytest.mark.parametrize("given", ["--qairt_version=2.49", "--qairt_version 2.49"])
+def test_the_users_qairt_version_in_either_form_is_the_only_one(tmp_path, hub, model, given):
+    hub.fail_compile = True  # what was submitted is all this test needs
+    with pytest.raises(EdgedepthError, match="compile job"):
+        aihub.compile_on_aihub(
+            model, tmp_path / "hub", device=DEVICE, compile_options=given,
+            **feeds_and_reference(model),
+        )  # fmt: skip
+    options = submitted_options(hub)
+    assert [o for o in options if o.startswith("--qairt_version")] == given.split(" ")[:1]
+    assert hub.jobs[next(iter(hub.jobs))].option("qairt_version") == "2.49"
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_no_qairt_pin_for_targets_not_built_with_qairt(tmp_path, hub, model, target):
+    hub.fail_compile = True
+    with pytest.raises(EdgedepthError, match="compile job"):
+        aihub.compile_on_aihub(
+            model, tmp_path / "hub", device=DEVICE, target_runtime=target,
+            **feeds_and_reference(model),
+        )  # fmt: skip
+    assert not [o for o in submitted_options(hub) if "qairt" in o]
+    assert ("GET", "/api/v1/frameworks") not in hub.requests  # not even asked for
+
+
+def finished_compile_job(hub, model: Path, options: str) -> str:
+    """A compile job submitted by the real client, waited for; its id."""
+    job = qai_hub.Client().submit_compile_job(
+        model=str(model / "model.onnx"), device=qai_hub.Device(DEVICE), options=options
+    )
+    aihub.wait_for(job, "compile")
+    return job.job_id
+
+
+def status_command(tmp_path: Path, job_id: str, out: Path):
+    return run_edgedepth("deploy", "status", job_id, "--out", str(out))
+
+
+@pytest.mark.parametrize("hub", ["s3", "url"], indirect=True)
+def test_deploy_status_reads_the_target_runtime_given_with_an_equals_sign(tmp_path, hub, model):
+    job_id = finished_compile_job(hub, model, "--target_runtime=onnx")
+    result = status_command(tmp_path, job_id, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    folder = f"job_{job_id}_optimized_onnx"
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["run_model"] == (
+        f"{folder}/model.onnx"
+    )
+    assert (tmp_path / "out" / folder / "model.onnx").read_bytes() == (
+        model / "model.onnx"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("hub", ["s3", "url"], indirect=True)
+def test_a_failing_download_is_one_line(tmp_path, hub, model):
+    job_id = finished_compile_job(hub, model, "--target_runtime onnx")
+    if hub.transfer == "s3":
+        hub.fail_transfer = "download"  # the credentials name an object S3 no longer has
+        expected = "transfer failed: An error occurred (404) when calling the HeadObject"
+    else:
+        hub.files.clear()  # the pre-signed URL answers 404
+        expected = "compile job"
+    result = status_command(tmp_path, job_id, tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"error: AI Hub compile job {job_id}: ") and expected in line
+
+
+def test_a_failing_upload_is_one_line(tmp_path, hub, model):
+    hub.fail_transfer = "upload"  # the credentials name a bucket that is gone
+    result = compile_command(tmp_path, model, tmp_path / "hub")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: AI Hub compile: transfer failed: An error occurred "
+                           "(NoSuchBucket) when calling the PutObject operation")  # fmt: skip
+    assert not [job for job in hub.jobs.values()]  # nothing submitted without the model

@@ -65,7 +65,7 @@ def test_doctor_json_reports_every_field_on_this_machine(tmp_path):
     caches = report["caches"]
     assert caches["edgedepth"]["path"] == str(tmp_path / "cache")
     assert caches["edgedepth"]["free_gb"] > 0 and caches["temp"]["free_gb"] > 0
-    assert report["cameras"] == {"format": "v4l2", "devices": [], "error": None}
+    assert report["cameras"] == [{"api": "v4l2", "devices": [], "error": None}]
     assert report["verdict"]["npu_ready"] is False
     assert report["verdict"]["message"].startswith("NPU: not available because the QNN EP offers")
     assert "verify" not in report
@@ -140,3 +140,24 @@ def test_the_probe_model_is_what_its_generator_writes():
     finally:
         sys.path.pop(0)
     assert onnx.load(str(doctor.PROBE_MODEL)) == build()
+
+
+@EMULATOR_HOST
+def test_without_an_npu_driver_on_arm64_the_verdict_names_the_driver():
+    """The devices the QNN EP really offers here (its CPU device: the emulator) as a Windows
+    on Arm64 laptop without the NPU driver sees them: its wheel has no emulator, so the CPU
+    device is no target, and the verdict says what is missing and what to do."""
+    from edgedepth.api.errors import EdgedepthError
+    from edgedepth.runtime import qnn
+
+    target = qnn.qnn_target()  # registers the EP
+    devices = [d for d in onnxruntime.get_ep_devices() if d.ep_name == target.ep_device.ep_name]
+    assert qnn.choose_device(devices, "Linux", "x86_64") is devices[0]  # the emulator, here
+    with pytest.raises(EdgedepthError) as missing:
+        qnn.choose_device(devices, "Windows", "arm64")
+    reason = str(missing.value)
+    assert reason.startswith("the QNN execution provider finds no NPU (it offers only: CPU ")
+    assert "NPU driver" in reason and "Windows Update" in reason and "emulator" not in reason
+    ready, line = doctor.verdict(report_on({}, {"available": False, "error": reason}))
+    assert not ready and line.startswith("NPU: not available because the QNN execution provider")
+    assert "Device Manager" in line

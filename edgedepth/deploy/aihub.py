@@ -3,10 +3,13 @@
 device's latency, memory and accuracy against the local CPU output in its manifest.
 
 The client config is checked before anything is uploaded (never printing the token), and the
-service is probed with a short connection timeout first, through the HTTPS proxy if one is
-configured: the client alone retries for about 45 s before it gives up. The compile job asks
-for the QAIRT version of the QNN bundled in the local onnxruntime-qnn (or the newest older one
-AI Hub offers): QNN loads context binaries from the same or an older SDK only.
+service is probed first with one request through ``requests``, the client's own HTTP stack, so
+the probe takes the route the client will (HTTPS_PROXY, ALL_PROXY, NO_PROXY, SOCKS, the Windows
+proxy settings) but fails within seconds: the client alone retries an unreachable service for
+about a minute before it gives up. A compile job for a QNN target asks for the QAIRT version of
+the QNN bundled in the local onnxruntime-qnn (or the newest older one AI Hub offers): QNN loads
+context binaries from the same or an older SDK only. Files move the way the service offers
+(S3 credentials through botocore, or pre-signed URLs); any failure on the way is one line.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ log = logging.getLogger("edgedepth")
 
 #: What AI Hub compiles an ONNX model to (``--target_runtime``).
 TARGET_RUNTIMES = ("precompiled_qnn_onnx", "qnn_context_binary", "onnx", "tflite")
+#: The targets built with the QAIRT SDK, which ``--qairt_version`` selects (onnx and tflite
+#: models are not).
+QAIRT_TARGETS = ("precompiled_qnn_onnx", "qnn_context_binary")
 #: Seconds between status polls while waiting for a job.
 POLL_SECONDS = 5.0
 
@@ -63,22 +69,39 @@ def open_client() -> Any:
 
 @contextlib.contextmanager
 def hub_errors(what: str) -> Iterator[None]:
-    """The client's errors (multi-line boxes, tracebacks from requests) as one line."""
+    """The client's errors (multi-line boxes, tracebacks from requests, botocore's S3 transfer
+    errors) as one line."""
     hub = _hub()
+    import botocore.exceptions
+    import requests
+    import s3transfer.exceptions
+
+    transfer_errors = (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+        s3transfer.exceptions.RetriesExceededError,
+        requests.RequestException,
+    )
     try:
         yield
     except (hub.client.Error, hub.public_rest_api.APIException, ValueError) as exc:
-        lines = (line.strip(" |│┌┐└┘─") for line in str(exc).splitlines())
-        raise EdgedepthError(f"AI Hub {what}: {' '.join(line for line in lines if line)}") from None
+        raise EdgedepthError(f"AI Hub {what}: {_one_line(exc)}") from None
+    except transfer_errors as exc:
+        raise EdgedepthError(f"AI Hub {what}: transfer failed: {_one_line(exc)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    lines = (line.strip(" |│┌┐└┘─") for line in str(error).splitlines())
+    return " ".join(line for line in lines if line) or type(error).__name__
 
 
 # --- configuration and network -------------------------------------------------------------------
 
 
 def check_reachable(api_url: str, timeout: float = 10.0) -> None:
-    """Fail fast (within ``timeout``, DNS included) when the service cannot be reached, through
-    the proxy the client would use."""
-    reason = unreachable(api_url, timeout)
+    """Fail fast (within ``timeout``, DNS included) when the service cannot be reached, by the
+    route the client's ``requests`` would take."""
+    reason = unreachable(api_url, timeout, client="requests")
     if reason is not None:
         raise EdgedepthError(f"cannot reach AI Hub at {reason}")
 
@@ -109,10 +132,17 @@ def wait_for(job: Any, what: str) -> Any:
 
 
 def option_value(options: str, name: str) -> str | None:
-    """The value of ``--name`` in a job's option string."""
+    """The value of ``--name`` in a job's option string, given as ``--name value`` or
+    ``--name=value`` (the form qai-hub-models' docs use); the last one counts, as in argparse."""
     words = shlex.split(options)
     flag = f"--{name}"
-    return words[words.index(flag) + 1] if flag in words[:-1] else None
+    value = None
+    for position, word in enumerate(words):
+        if word == flag and position + 1 < len(words):
+            value = words[position + 1]
+        elif word.startswith(f"{flag}="):
+            value = word.removeprefix(f"{flag}=")
+    return value
 
 
 def choose_qairt_version(client: Any, compile_options: str) -> dict[str, Any]:
@@ -321,13 +351,12 @@ def compile_on_aihub(
         manifest.aihub = results
         manifest.write(out_dir)
 
-    qairt = choose_qairt_version(client, compile_options)
-    results.update(qairt)
-    version_option = (
-        f"--qairt_version {qairt['qairt_version']}"
-        if qairt["qairt_version"] and not option_value(compile_options, "qairt_version")
-        else ""
-    )
+    version_option = ""
+    if target_runtime in QAIRT_TARGETS:
+        qairt = choose_qairt_version(client, compile_options)
+        results.update(qairt)
+        if qairt["qairt_version"] and not option_value(compile_options, "qairt_version"):
+            version_option = f"--qairt_version {qairt['qairt_version']}"
     target = hub.Device(device)
     options = " ".join(
         part for part in (f"--target_runtime {target_runtime}", version_option, compile_options)

@@ -85,8 +85,9 @@ class RuntimeConfig(StrictModel):
 class PipelineConfig(StrictModel):
     plugins: list[str] = Field(default_factory=list)
     """Extra plugin modules or .py files (relative to the config)."""
-    source: PluginSection
-    """Where frames come from: video | images | camera | synthetic."""
+    source: PluginSection | None = None
+    """Where frames come from: video | images | camera | synthetic. Required, except by
+    ``edgedepth batch``, which gives each of its inputs as the source."""
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     """The resize policy."""
     backend: PluginSection

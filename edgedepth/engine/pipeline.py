@@ -2,15 +2,17 @@
 decides the backend's input size), each wrapped as a :class:`Stage` that can be named in messages
 and timings. :func:`open_front` opens the front of a pipeline (source, resize policy, input size)
 for both ``edgedepth run`` and the deploy tool; :meth:`Pipeline.run` streams it (see
-:mod:`edgedepth.engine.run`)."""
+:mod:`edgedepth.engine.run`). A :class:`BackendPool` keeps backends built between the runs of one
+process, so that a model is loaded once for many sources (``edgedepth batch``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
@@ -37,6 +39,84 @@ def build_stage(spec: StageSpec, context: BuildContext, label: str) -> Stage:
             f"(plugin {registration.plugin}) failed to start: {type(exc).__name__}: {exc}"
         ) from exc
     return Stage(KINDS[registration.kind][1], registration.name, registration.plugin, obj)
+
+
+@dataclass
+class _KeptBackend:
+    stage: Stage
+    #: What it added to ``context.notes`` when it was built: every run it serves shows them.
+    notes: list[str]
+    #: The ``stop_requested`` of the context it was built with (the one it may wait on).
+    stop_requested: threading.Event
+    key: str
+
+
+class BackendPool:
+    """Backends kept built between the runs of one process: a run given the pool borrows an
+    idle backend built from the same section (the same plugin, options and cache) instead of
+    building one, and gives it back when it ends, with its sessions and caches as they are;
+    ``edgedepth batch`` loads a model once per worker process, not once per input. A backend is
+    never lent to two runs at once (a second concurrent run gets one of its own).
+
+    A backend that served a stopped or failed run is closed, never lent again: ``cancel()`` is
+    one-way, and a failed call may leave it in any state. A borrowed backend keeps the context it
+    was built with; the run stops it through ``cancel()``. When a section of another config
+    asks, the idle backends of the old one are closed (a worker holds one model)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[_KeptBackend]] = {}
+        self._lent: dict[int, _KeptBackend] = {}
+        #: Backends this pool has built.
+        self.built = 0
+
+    def lend(self, spec: StageSpec, context: BuildContext, label: str) -> tuple[Stage, bool]:
+        """An idle backend for ``spec`` (its notes added to ``context``), or one built in
+        ``context`` now; and whether it was built now."""
+        registration = spec.registration
+        options = repr(spec.options.model_dump())
+        key = f"{registration.plugin}:{registration.name}:{context.cache_dir}:{options}"
+        with self._lock:
+            stale = []
+            for other in [other for other in self._idle if other != key]:
+                stale += self._idle.pop(other)
+            idle = self._idle.get(key)
+            kept = idle.pop() if idle else None
+        for old in stale:
+            old.stage.close_quietly()
+        built = kept is None
+        if kept is None:
+            before = len(context.notes)
+            stage = build_stage(spec, context, label)
+            stage.lent = True
+            kept = _KeptBackend(stage, context.notes[before:], context.stop_requested, key)
+            with self._lock:
+                self.built += 1
+        else:
+            context.notes.extend(kept.notes)
+        with self._lock:
+            self._lent[id(kept.stage)] = kept
+        return kept.stage, built
+
+    def give_back(self, stage: Stage, stopped: bool = False, busy: bool = False) -> None:
+        """End a loan: kept for the next run, or (after a stopped or failed run) closed; a
+        backend still ``busy`` inside a call that could not be cancelled is left to it."""
+        with self._lock:
+            kept = self._lent.pop(id(stage))
+            if not stopped and not busy:
+                self._idle.setdefault(kept.key, []).append(kept)
+                return
+        kept.stop_requested.set()  # a wait inside it returns
+        if not busy:
+            stage.close_quietly()
+
+    def close(self) -> None:
+        """Close every idle backend."""
+        with self._lock:
+            idle = [kept for kept_list in self._idle.values() for kept in kept_list]
+            self._idle.clear()
+        for kept in idle:
+            kept.stage.close_quietly()
 
 
 @dataclass
@@ -161,6 +241,10 @@ class Pipeline:
     runtime: RuntimeConfig
     #: Bring the backend's depth back to the captured frame's size before postprocessing.
     restore_size: bool = True
+    #: Where the backend was borrowed from (None: built for this pipeline, closed by its run).
+    backends: BackendPool | None = field(default=None, repr=False)
+    #: The backend was built for this pipeline (False: an idle one of ``backends`` was lent).
+    backend_built: bool = True
 
     @property
     def context(self) -> BuildContext:
@@ -185,23 +269,32 @@ class Pipeline:
         loaded: LoadedConfig,
         registry: Registry,
         extra_sinks: Mapping[str, Sink] | None = None,
+        backends: BackendPool | None = None,
     ) -> Pipeline:
         """Validate every plugin's options, then build the stages in order. ``extra_sinks``
-        (name → sink object) run after the config's own sinks, e.g. a scorer. Closes what was
-        built if a later stage fails to start."""
+        (name → sink object) run after the config's own sinks, e.g. a scorer. With
+        ``backends``, the backend is borrowed from that pool (built there if it has none idle)
+        and given back by :meth:`run`. Closes what was built if a later stage fails to start."""
         spec = claim_outputs(resolve_config(loaded, registry), loaded.label)
         front = open_front(loaded, spec)
         context = front.context
         built: list[Stage] = []
+        backend_built = True
         try:
-            backend = build_stage(spec.backend, context, loaded.label)
+            if backends is None:
+                backend = build_stage(spec.backend, context, loaded.label)
+            else:
+                backend, backend_built = backends.lend(spec.backend, context, loaded.label)
             built.append(backend)
             context.depth_range = getattr(backend.obj, "depth_range", None)
             for item in [*spec.postprocessors, *spec.sinks]:
                 built.append(build_stage(item, context, loaded.label))
         except BaseException:
             for stage in reversed(built):
-                stage.close_quietly()
+                if stage.lent and backends is not None:
+                    backends.give_back(stage)
+                else:
+                    stage.close_quietly()
             front.close()
             raise
         postprocessors = built[1 : 1 + len(spec.postprocessors)]
@@ -228,10 +321,23 @@ class Pipeline:
             sinks,
             loaded.config.runtime,
             loaded.config.preprocess.restore_size,
+            backends,
+            backend_built,
         )
 
-    def run(self) -> RunResult:
+    def run(self, on_frame: Callable[[], None] | None = None) -> RunResult:
         """Stream until the source ends, a stage fails or asks to stop, or Ctrl-C / SIGTERM
         (raised as ``KeyboardInterrupt`` in the calling thread). Every stage is closed and every
-        sink finalised on every way out."""
-        return PipelineRun(self).run()
+        sink finalised on every way out; a borrowed backend goes back to its pool.
+        ``on_frame`` is called (from a stage's thread) for each frame every sink finished."""
+        result: RunResult | None = None
+        try:
+            result = PipelineRun(self, on_frame).run()
+        finally:
+            if self.backends is not None and self.backend.lent:
+                self.backends.give_back(
+                    self.backend,
+                    stopped=result is None or self.context.stop_requested.is_set(),
+                    busy=result is not None and "backend" in result.unfinished,
+                )
+        return result

@@ -52,7 +52,7 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def _above_bars() -> Iterator[None]:
+def above_bars() -> Iterator[None]:
     """edgedepth's log lines go above the bar while it is shown."""
     with logging_redirect_tqdm(loggers=[log]):
         yield
@@ -66,8 +66,23 @@ def steps(
         yield from items
         return
     bar = tqdm(items, total=total, desc=description, unit=unit, file=sys.stderr, leave=False)
-    with _above_bars(), bar:
+    with above_bars(), bar:
         yield from bar
+
+
+def bar(description: str, total: int | None, unit: str, position: int = 0) -> tqdm:
+    """A bar updated by hand (``bar.update(n)``; ``bar.total`` may grow), on stderr when bars
+    are on (a disabled one otherwise); close it when done. Log lines meanwhile: in
+    :func:`above_bars`."""
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        position=position,
+        file=sys.stderr,
+        leave=False,
+        disable=not enabled(),
+    )
 
 
 class StepTimes:
@@ -140,7 +155,7 @@ def long_call(description: str, step: str, key: str, work: float = 1.0) -> Itera
         bar = tqdm(
             total=estimate, desc=description, bar_format=layout, file=sys.stderr, leave=False
         )
-        with _above_bars(), bar:
+        with above_bars(), bar:
 
             def tick() -> None:
                 while not done.wait(0.5):

@@ -43,6 +43,8 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.bench_command",
     "edgedepth.plugins.eval_command",
     "edgedepth.plugins.doctor_command",
+    "edgedepth.plugins.cameras_command",
+    "edgedepth.plugins.batch_command",
 )
 
 #: kind (as in ``edgedepth plugins --json``) → (hook name, singular label for messages)
@@ -280,7 +282,14 @@ def resolve_config(loaded: LoadedConfig, registry: Registry) -> PipelineSpec:
             return None
 
     resize = config.preprocess.resize
-    source = collect(lambda: section("sources", config.source, ("source",)))
+    if config.source is None:
+        problems.append(
+            "source: required key is missing (only `edgedepth batch` runs a config without "
+            "one: each of its inputs is the source)"
+        )
+        source = None
+    else:
+        source = collect(lambda: section("sources", config.source, ("source",)))
     resize_spec = collect(
         lambda: resolve("resize", resize.policy, resize.options, ("preprocess", "resize"))
     )

@@ -66,6 +66,9 @@ class Stage:
     name: str
     plugin: str
     obj: Any
+    #: Lent to the run by a :class:`~edgedepth.engine.pipeline.BackendPool`: the run leaves it
+    #: open for the next one.
+    lent: bool = False
 
     @property
     def label(self) -> str:
@@ -164,8 +167,10 @@ class RunResult:
 class PipelineRun:
     """The threads, queues and state of one :meth:`Pipeline.run`."""
 
-    def __init__(self, pipeline: Streamable) -> None:
+    def __init__(self, pipeline: Streamable, on_frame: Callable[[], None] | None = None) -> None:
         self.pipeline = pipeline
+        #: Called (from a stage's thread) each time a frame is finished by every sink.
+        self.on_frame = on_frame
         self.context = pipeline.context
         self.stats = RunStats()
         self.error: StageFailed | None = None
@@ -242,7 +247,7 @@ class PipelineRun:
             users = [(p.resize, {"preprocess", "postprocess"}), (p.backend, {"backend"})]
             users += [(stage, {"postprocess"}) for stage in p.postprocessors]
             for stage, thread_names in users:
-                if not thread_names & busy:
+                if not thread_names & busy and not stage.lent:
                     self._close(stage)
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self.upstream, *self.to_sinks] if q.dropped
@@ -455,6 +460,8 @@ class PipelineRun:
             self._pending_sinks.pop(frame.index, None)
         self.stats.frame_done(frame.captured_at)
         self.progress.update(1)
+        if self.on_frame is not None:
+            self.on_frame()
 
     # --- the stages' work -------------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""``camera``: a live camera through PyAV's device inputs (v4l2 on Linux, dshow on Windows,
-avfoundation on macOS), or through OpenCV when it is installed and asked for.
+"""``camera``: a live camera. On Windows through Media Foundation (WinRT ``MediaCapture``, the
+``windows`` extra), which sees every camera including the built-in MIPI cameras of Snapdragon
+laptops, falling back to DirectShow through PyAV; v4l2 on Linux and avfoundation on macOS
+through PyAV; OpenCV when it is installed and asked for.
 
-``device: 0`` works everywhere without OpenCV: on Windows the index is resolved to the camera's
-DirectShow name (``edgedepth doctor`` lists the cameras and their indices)."""
+``device: 0`` works everywhere without OpenCV: on Windows the index is a position in Media
+Foundation's list (DirectShow's when Media Foundation is not there), and a name works in either
+(``edgedepth cameras`` lists both, with their formats)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +22,13 @@ from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import Frame
 from edgedepth.api.options import StrictModel
 from edgedepth.api.stages import BuildContext, SourceInfo
-from edgedepth.media.cameras import CameraDevice, default_format, dshow_device, list_cameras
+from edgedepth.media.cameras import (
+    camera_apis,
+    default_format,
+    list_api,
+    open_first,
+    resolve_device,
+)
 
 #: Asked for when the config gives no size/rate. Nearly every UVC webcam offers 640×480 at 30
 #: fps; DepthAnythingV2 works at 350–518 px anyway; and DirectShow's own default is the first
@@ -30,44 +39,26 @@ DEFAULT_FPS = 30.0
 
 class CameraOptions(StrictModel):
     device: int | str = 0
-    """Index (0 → /dev/video0 on Linux, the first DirectShow camera on Windows) or a device string:
-    ``/dev/video2``, ``Integrated Camera`` / ``video=Integrated Camera`` (Windows), ``0`` (macOS
-    avfoundation)."""
+    """Index (0: the first camera; /dev/video0 on Linux) or a name as `edgedepth cameras`
+    shows it (``Integrated Camera``; ``video=…`` and unique names work too), or a device
+    string for PyAV: ``/dev/video2``, ``0`` (macOS avfoundation)."""
     width: int | None = Field(None, gt=0)
     """Capture width; omitted: 640 (with 480 and 30 fps) if the camera offers it, else its own."""
     height: int | None = Field(None, gt=0)
     """Capture height (with ``width``); omitted: 480 if the camera offers it."""
     fps: float | None = Field(None, gt=0)
     """Frames per second to ask for; omitted: 30 if the camera offers it."""
-    api: Literal["auto", "pyav", "opencv"] = "auto"
-    """``auto`` uses PyAV; ``opencv`` needs the ``cv`` extra."""
+    api: Literal["auto", "mediafoundation", "pyav", "opencv"] = "auto"
+    """``auto``: Media Foundation then DirectShow on Windows, PyAV elsewhere; ``pyav``: FFmpeg's
+    input (dshow, v4l2, avfoundation); ``opencv`` needs the ``cv`` extra."""
     input_format: str | None = None
-    """FFmpeg input format, when the platform default is not right."""
-
-
-def _device_string(
-    device: int | str,
-    input_format: str,
-    cameras: Callable[[], list[CameraDevice]] = lambda: list_cameras("dshow"),
-) -> str:
-    """What FFmpeg opens for ``device``: an index becomes /dev/videoN (v4l2), the camera's
-    DirectShow name (dshow, listed through FFmpeg) or stays an index (avfoundation)."""
-    if isinstance(device, str) and not device.isdigit():
-        if input_format == "dshow" and not device.startswith(("video=", "audio=")):
-            return f"video={device}"
-        return device
-    index = int(device)
-    if input_format == "v4l2":
-        return f"/dev/video{index}"
-    if input_format == "dshow":
-        return dshow_device(index, cameras())
-    return str(index)
+    """FFmpeg input format, when the platform default is not right (implies ``api: pyav``)."""
 
 
 class PyAVCamera:
-    def __init__(self, options: CameraOptions) -> None:
-        input_format = options.input_format or default_format()
-        device = _device_string(options.device, input_format)
+    """A camera through FFmpeg's device input: ``device`` is what ``av.open`` takes."""
+
+    def __init__(self, options: CameraOptions, device: str, input_format: str) -> None:
         if input_format == "v4l2" and not Path(device).exists():
             raise EdgedepthError(f"camera: {device} not found (no such video device)")
         asked = {}
@@ -165,12 +156,48 @@ class OpenCVCamera:
         self._capture.release()
 
 
-def open_camera(options: CameraOptions, context: BuildContext) -> PyAVCamera | OpenCVCamera:
+def pyav_device(device: int | str, input_format: str) -> str:
+    """What FFmpeg opens for a ``device`` that needs no listing: /dev/videoN (v4l2), the
+    index (avfoundation), a string as it is (``video=`` added for a dshow name)."""
+    if isinstance(device, str) and not device.isdigit():
+        if input_format == "dshow" and not device.startswith(("video=", "audio=")):
+            return f"video={device}"
+        return device
+    return f"/dev/video{int(device)}" if input_format == "v4l2" else str(device)
+
+
+def open_listed(options: CameraOptions, apis: tuple[str, ...]) -> Any:
+    """Windows: list the cameras of ``apis`` (Media Foundation, DirectShow), find the one
+    ``device`` names and open it with the first API that can."""
+    from edgedepth.media import mediafoundation
+
+    listings = [list_api(api, formats=False) for api in apis]
+    openers = {
+        "mediafoundation": lambda camera: mediafoundation.MediaFoundationCamera(
+            camera, options.width, options.height, options.fps, DEFAULT_SIZE, DEFAULT_FPS
+        ),
+        "dshow": lambda camera: PyAVCamera(options, camera.url("dshow"), "dshow"),
+    }
+    return open_first(resolve_device(options.device, listings), openers)
+
+
+def open_camera(options: CameraOptions, context: BuildContext) -> Any:
     if options.api == "opencv":
         return OpenCVCamera(options)
-    return PyAVCamera(options)
+    apis = camera_apis()
+    if options.api == "mediafoundation":
+        return open_listed(options, ("mediafoundation",))
+    if options.input_format is None and options.api == "auto" and "mediafoundation" in apis:
+        return open_listed(options, apis)
+    input_format = options.input_format or default_format()
+    if input_format == "dshow" and (isinstance(options.device, int) or options.device.isdigit()):
+        return open_listed(options, ("dshow",))  # FFmpeg opens DirectShow cameras by name only
+    return PyAVCamera(options, pyav_device(options.device, input_format), input_format)
 
 
 @edgedepth.hookimpl
 def register_sources(register):
-    register("camera", CameraOptions, open_camera, description="a live camera (PyAV or OpenCV)")
+    register(
+        "camera", CameraOptions, open_camera,
+        description="a live camera (Media Foundation on Windows, PyAV, or OpenCV)",
+    )  # fmt: skip

@@ -173,7 +173,8 @@ def score_data_folder(
 def score_synthetic(loaded: LoadedConfig, registry: Registry, frames: int, scorer: Scorer) -> None:
     """``--synthetic N``: the config run on N synthetic frames (keeping the config's synthetic
     options if its source is one), scored against each frame's exact depth."""
-    options = loaded.config.source.options if loaded.config.source.type == "synthetic" else {}
+    own = loaded.config.source
+    options = own.options if own is not None and own.type == "synthetic" else {}
     source = PluginSection(type="synthetic", **{**options, "frames": frames, "live": False})
 
     def ground_truth(frame: Frame) -> tuple[str, np.ndarray, np.ndarray | None, str]:

@@ -220,7 +220,7 @@ class OnnxBackend:
             # The HTP loads a context model as it is; the CPU takes every size of a model with
             # symbolic sizes: one session either way.
             if ready.is_context_model and self.placement.on_htp:
-                session = self.placement.open(ready.path, fallback=fallback)
+                session = self.placement.open(ready.path, fallback=fallback, is_context=True)
             else:
                 session = self.placement.cpu_session(ready.for_cpu())
             path = ready.path if self.placement.on_htp else ready.for_cpu()

@@ -13,7 +13,7 @@ import onnxruntime as ort
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.file_identity import content_sha256
 from edgedepth.runtime.int8 import int8_model, int8_path
-from edgedepth.runtime.model_file import ModelFile, is_context_model
+from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.qnn import no_npu_reason, qnn_has_npu, qnn_target
 from edgedepth.runtime.sessions import cpu_session, qnn_session
@@ -66,14 +66,16 @@ class Placement:
         *,
         size: Size | None = None,
         free_dimensions: dict[str, int] | None = None,
+        is_context: bool = False,
     ) -> ort.InferenceSession:
-        """A session for ``model_path``. On qnn the context binary is cached in ``context_dir``
-        (default: by the model's content under the cache folder), one per ``size`` when given,
-        with ``free_dimensions`` fixing symbolic sizes (the HTP takes static shapes). Under
-        ``auto``, the CPU on ``fallback`` when no QNN session can be built."""
+        """A session for ``model_path`` (``is_context``: an EPContext model, loaded as it is).
+        On qnn the context binary is cached in ``context_dir`` (default: by the model's content
+        under the cache folder), one per ``size`` when given, with ``free_dimensions`` fixing
+        symbolic sizes (the HTP takes static shapes). Under ``auto``, the CPU on ``fallback``
+        when no QNN session can be built."""
         if self.name == "qnn":
             try:
-                return self._qnn_session(model_path, context_dir, size, free_dimensions)
+                return self._qnn_session(model_path, context_dir, size, free_dimensions, is_context)
             except EdgedepthError as failure:
                 if self.requested != "auto" or fallback is None:
                     raise
@@ -110,11 +112,16 @@ class Placement:
         context_dir: Path | None,
         size: Size | None,
         free_dimensions: dict[str, int] | None,
+        is_context: bool,
     ) -> ort.InferenceSession:
-        cache = None
-        if not is_context_model(model_path):
-            cache = self.context_cache_path(model_path, context_dir, size)
-        return qnn_session(model_path, self.options.qnn, cache, free_dimensions=free_dimensions)
+        cache = None if is_context else self.context_cache_path(model_path, context_dir, size)
+        return qnn_session(
+            model_path,
+            self.options.qnn,
+            cache,
+            free_dimensions=free_dimensions,
+            is_context=is_context,
+        )
 
     def context_cache_path(
         self, model_path: Path, context_dir: Path | None, size: Size | None

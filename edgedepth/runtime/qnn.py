@@ -134,6 +134,45 @@ def qnn_target() -> QnnTarget:
         return _qnn_target
 
 
+#: Where the onnxruntime-qnn wheel ships Qualcomm's HTP emulator (the CPU device its EP
+#: offers): Linux x86-64 only. Elsewhere QnnHtp drives a real NPU or nothing.
+HTP_EMULATOR_HOSTS = {("Linux", "x86_64")}
+#: What to do when Windows on Arm64 has no NPU device: its driver is what is missing.
+NPU_DRIVER_HELP = (
+    "the Qualcomm Hexagon NPU driver is missing or not working (Device Manager should list "
+    "'Qualcomm(R) Hexagon(TM) NPU' under Neural processors): install it from Windows Update "
+    "(Settings > Windows Update > Advanced options > Optional updates > Driver updates) or the "
+    "laptop maker's support page, restart, then run `edgedepth doctor --verify`; until then "
+    "runtime auto uses the CPU"
+)
+
+
+def choose_device(devices: list[Any], system: str, machine: str) -> Any:
+    """The EP device QNN runs on: the NPU, else the HTP emulator where the wheel has one
+    (``system``/``machine`` as :mod:`platform` and :func:`~edgedepth.system.host.normalize_arch`
+    name them); a one-line error saying what is missing otherwise."""
+    kinds = ort.OrtHardwareDeviceType
+    npus = [d for d in devices if d.device.type == kinds.NPU]
+    if npus:
+        return npus[0]
+    # A CPU device is the emulator only where the wheel ships one; a GPU device belongs to
+    # QNN's GPU backend, not the HTP.
+    emulators = [d for d in devices if d.device.type == kinds.CPU]
+    if emulators and (system, machine) in HTP_EMULATOR_HOSTS:
+        return emulators[0]
+    offered = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
+    found = f" (it offers only: {offered})" if offered else ""
+    if (system, machine) == ("Windows", "arm64"):
+        raise EdgedepthError(f"the QNN execution provider finds no NPU{found}: {NPU_DRIVER_HELP}")
+    from edgedepth.system.host import host_info
+
+    note = host_info().note
+    raise EdgedepthError(
+        f"the QNN execution provider found no Qualcomm NPU on this machine{found}"
+        + (f": {note}" if note else "")
+    )
+
+
 def _find_qnn_target() -> QnnTarget:
     """Register the EP's library if needed and pick its NPU, else its HTP emulator."""
     package = qnn_package()
@@ -150,23 +189,10 @@ def _find_qnn_target() -> QnnTarget:
             ort.register_execution_provider_library(name, package.get_library_path())
         except Exception as exc:
             raise EdgedepthError(f"cannot load the QNN execution provider: {exc}") from None
-    kinds = ort.OrtHardwareDeviceType
     devices = [device for device in ort.get_ep_devices() if device.ep_name == name]
-    # A real NPU, else the HTP emulator the Linux x86-64 wheel offers (a CPU device); a
-    # GPU device belongs to QNN's GPU backend, not the HTP.
-    usable = [d for d in devices if d.device.type in (kinds.NPU, kinds.CPU)]
-    if not usable:
-        from edgedepth.system.host import host_info
+    from edgedepth.system.host import normalize_arch
 
-        others = ", ".join(f"{d.device.type.name} {d.device.vendor}" for d in devices)
-        note = host_info().note
-        raise EdgedepthError(
-            "the QNN execution provider found no Qualcomm NPU on this machine"
-            + (f" (only: {others})" if others else "")
-            + (f": {note}" if note else "")
-        )
-    usable.sort(key=lambda d: d.device.type != kinds.NPU)
-    device = usable[0]
+    device = choose_device(devices, platform.system(), normalize_arch(platform.machine()))
     npu = device.device.type == ort.OrtHardwareDeviceType.NPU
     metadata = {str(k): str(v) for k, v in dict(device.device.metadata).items()}
     description = metadata.get("Description", "")

@@ -72,11 +72,13 @@ def qnn_session(
     *,
     offline: bool = False,
     free_dimensions: dict[str, int] | None = None,
+    is_context: bool | None = None,
 ) -> ort.InferenceSession:
     """A session on the HTP. With ``context_path`` (and ``context_cache``): load the EPContext
     model there if it exists, else compile ``model_path`` and write it there. ``offline``
     compiles for the chip the options name even on a real NPU (``deploy compile --local``).
-    ``free_dimensions``: symbolic input sizes fixed by name (the HTP takes static shapes)."""
+    ``free_dimensions``: symbolic input sizes fixed by name (the HTP takes static shapes).
+    ``is_context``: whether ``model_path`` is an EPContext model, when the caller knows."""
     _quiet_onnxruntime()
     target = qnn_target()
     announce_emulator(target)
@@ -99,7 +101,12 @@ def qnn_session(
         source, compile_to = model_path, context_path
     else:
         source, compile_to = model_path, None
-    loads_context = is_context_model(source)
+    if source == context_path:
+        loads_context = True
+    elif compile_to is not None:
+        loads_context = False
+    else:
+        loads_context = is_context_model(source) if is_context is None else is_context
     if compile_to is None and loads_context and not checked:
         check_context_version(source)
     session_options = ort.SessionOptions()

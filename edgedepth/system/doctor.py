@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _qnn() -> dict[str, Any]:
 
 def _aihub() -> dict[str, Any]:
     from edgedepth.system.aihub_config import check_credentials, client_config_path
-    from edgedepth.system.network import proxy_for
+    from edgedepth.system.network import requests_proxy_for
 
     path = client_config_path()
     found: dict[str, Any] = {
@@ -126,12 +127,15 @@ def _aihub() -> dict[str, Any]:
     except EdgedepthError as exc:
         found["problem"] = str(exc)  # never holds the token
         return found
-    proxy = proxy_for(settings.api_url)
+    try:  # the route of the client's HTTP stack
+        proxy = requests_proxy_for(settings.api_url)
+    except ImportError:  # no client, no requests
+        proxy = None
+    if proxy:  # without the user:password a proxy URL may hold
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        proxy = f"{parsed.scheme}://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
     found.update(
-        api_url=settings.api_url,
-        web_url=settings.web_url,
-        token_present=True,
-        proxy=f"{proxy.hostname}:{proxy.port or 8080}" if proxy else None,
+        api_url=settings.api_url, web_url=settings.web_url, token_present=True, proxy=proxy
     )
     return found
 
@@ -154,16 +158,10 @@ def _caches() -> dict[str, Any]:
     }
 
 
-def _cameras() -> dict[str, Any]:
-    from edgedepth.media.cameras import default_format, list_cameras
+def _cameras() -> list[dict[str, Any]]:
+    from edgedepth.media.cameras import list_all
 
-    input_format = default_format()
-    try:
-        devices = list_cameras(input_format)
-    except Exception as exc:  # a camera stack failing must not stop the report
-        return {"format": input_format, "devices": [], "error": f"{type(exc).__name__}: {exc}"}
-    listed = [{"index": d.index, "name": d.name, "open": d.url(input_format)} for d in devices]
-    return {"format": input_format, "devices": listed, "error": None}
+    return [listing.as_dict() for listing in list_all()]
 
 
 def verdict(report: dict[str, Any]) -> tuple[bool, str]:
@@ -281,6 +279,8 @@ def _row(key: str, value: Any) -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """The report for people: sections of ``key: value`` lines, the verdict last."""
+    from edgedepth.media.cameras import CameraListing, format_listings
+
     host, packages, qnn = report["host"], report["packages"], report["qnn"]
     python = f"{host['python_implementation']} {host['python_version']} ({host['python_arch']}"
     python += ", emulated)" if host["emulated"] else ", native)"
@@ -321,11 +321,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("caches:")
     for name, cache in report["caches"].items():
         lines.append(_row(name, f"{cache['path']} ({cache['free_gb']} GB free)"))
-    cameras = report["cameras"]
-    lines.append(f"cameras ({cameras['format']}):")
-    if cameras["error"]:
-        lines.append(_row("cannot list them", cameras["error"]))
-    lines += [f"  {c['index']}: {c['name']}" for c in cameras["devices"]] or ["  none found"]
+    lines.append("cameras:")
+    listings = [CameraListing.from_dict(listing) for listing in report["cameras"]]
+    lines += [f"  {line}" for line in format_listings(listings)]
     if "verify" in report:
         check = report["verify"]
         lines.append("verify:")
