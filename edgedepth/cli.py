@@ -12,11 +12,14 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edgedepth import __version__
-from edgedepth.api.errors import EdgedepthError
+from edgedepth.api.errors import ConfigError, EdgedepthError
+from edgedepth.api.options import check_output_file
+from edgedepth.api.outputs import EXISTING_CHOICES, claim_output
 from edgedepth.api.stages import SinkOutput
 from edgedepth.engine.config import LoadedConfig, load_config
 from edgedepth.engine.registry import Registry, load_registry
@@ -131,6 +134,30 @@ set_option = click.option(
     help="Override a config value, e.g. --set sinks[0].dir=out (repeatable).",
 )
 debug_option = click.option("--debug", is_flag=True, help="Tracebacks and debug logging.")
+existing_option = click.option(
+    "--existing",
+    type=click.Choice(EXISTING_CHOICES),
+    default="refuse",
+    show_default=True,
+    help="When a file this command writes is already there: refuse (before any work), "
+    "overwrite it, or write NAME-2 beside it.",
+)
+
+
+def claim_option_output(path: Path, existing: str, option: str, **how: Any) -> Path:
+    """A file (or, with ``occupied``, a folder) given on the command line, checked and claimed
+    by ``--existing`` before any work (:func:`edgedepth.api.outputs.claim_output`): the path
+    to write."""
+    hint = "give --existing overwrite to replace it, or --existing new-name to write beside it"
+    try:
+        if "occupied" not in how:
+            check_output_file(path.absolute())
+    except ValueError as exc:
+        raise ConfigError(f"{option} {path}: {exc}") from None
+    try:
+        return claim_output(path, existing, option, hint=hint, **how)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @click.group()
@@ -150,13 +177,22 @@ def cli() -> None:
     default=None,
     help="Write the statistics with every stage's durations to this file (edgedepth bench).",
 )
+@existing_option
 def run(
-    config: Path, overrides: tuple[str, ...], debug: bool, as_json: bool, stats_json: Path | None
+    config: Path,
+    overrides: tuple[str, ...],
+    debug: bool,
+    as_json: bool,
+    stats_json: Path | None,
+    existing: str,
 ) -> None:
-    """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM)."""
+    """Run a pipeline until its source ends (or q, Ctrl-C, SIGTERM). The sinks' files follow
+    their own `existing` key; --existing is for --stats-json."""
     from edgedepth.engine.pipeline import Pipeline
 
     with user_errors(debug):
+        if stats_json is not None:
+            stats_json = claim_option_output(stats_json, existing, "--stats-json")
         loaded, registry = load_with_plugins(config, overrides)
         with stop_signals():
             pipeline = Pipeline.from_config(loaded, registry)
@@ -176,9 +212,10 @@ def run(
                 traceback.print_exception(result.error.cause)
             click.echo(f"error: {result.error}", err=True)
         elif result.stopped_by in ("SIGINT", "SIGTERM"):
+            unfinished_sinks = any(name.startswith("sink") for name in result.unfinished)
             click.echo(
-                f"edgedepth: stopped by {result.stopped_by}; "
-                f"{result.stats.frames_out} frames finished and finalised",
+                f"edgedepth: stopped by {result.stopped_by}; {result.stats.frames_out} frames "
+                f"finished{'' if unfinished_sinks else ' and finalised'}",
                 err=True,
             )
         if result.unfinished:
@@ -190,7 +227,7 @@ def exit_now(code: int, busy_threads: list[str]) -> None:
     """Leave without interpreter shutdown. A daemon thread still inside native code (a QNN
     graph runs as one uninterruptible call) would be torn down mid-call by it: the C++ runtime
     aborts ("terminate called…", exit 134). Everything recorded is already finalised."""
-    log.info("not waiting for %s (inside a native call); exiting", ", ".join(busy_threads))
+    log.info("not waiting for %s; exiting", ", ".join(busy_threads))
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -283,6 +320,9 @@ def main() -> None:
         build_cli().main(prog_name="edgedepth", standalone_mode=False)
     except click.exceptions.Abort:  # Ctrl-C at a prompt
         click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:  # while plugins load (a command handles its own)
+        click.echo("error: interrupted by SIGINT", err=True)
         sys.exit(130)
     except click.ClickException as exc:  # usage errors: one line, like every other error
         hint = ""

@@ -66,7 +66,13 @@ def batch_config(folder: Path, delay_ms: float = 0, **backend) -> Path:
         "plugins": [SLEEPY],
         "backend": {"type": "sleepy", "delay_ms": delay_ms, **backend},
         "sinks": [
-            {"type": "video", "path": "depth.mp4", "lossless": "lossless/depth.mkv"},
+            # relative_max: sleepy's depth is a mean of RGB (0..255), one lossless unit for all
+            {
+                "type": "video",
+                "path": "depth.mp4",
+                "lossless": "lossless/depth.mkv",
+                "relative_max": 255.0,
+            },
             {"type": "npy", "dir": "npy"},
         ],
     }

@@ -71,6 +71,6 @@ def test_bench_plot_to_a_read_only_folder_fails_before_the_work(tmp_path, write_
     result = run_edgedepth(
         "bench", "--config", str(config), "--frames", "3", "--plot", str(tmp_path / "no" / "p.png")
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "--plot" in result.stderr.splitlines()[-1] and "does not exist" in result.stderr
     assert "bench: " not in result.stderr  # nothing was run

@@ -312,7 +312,7 @@ def test_a_cached_export_starts_without_torch_or_reading_the_checkpoint(
     stamp = weights.stat()
     weights.write_bytes(bytes(stamp.st_size))
     os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    config["sinks"] = [{"type": "npy", "dir": "out3"}]
+    config["sinks"] = [{"type": "npy", "dir": "out3", "existing": "clear"}]
     result = run_edgedepth("run", "--config", str(write_config(config)), env=without_torch)
     assert result.returncode == 0, result.stderr
     # A new modification time: hashed again, another model, so it must be exported (torch).

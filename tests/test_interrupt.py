@@ -19,6 +19,7 @@ import pytest
 from edgedepth.engine.run import CANCEL_GRACE_SECONDS
 from edgedepth.media.recording import read_depth_recording
 from edgedepth.runtime.sessions import cpu_session
+from tests.bad_inputs import Started, slow_close_run, slow_import
 from tests.conftest import POSIX_SIGNALS
 from tests.onnx_models import conv_stack
 
@@ -123,3 +124,39 @@ def test_ctrl_c_during_a_qnn_graph_on_the_emulator(tmp_path):
     assert_clean_stop(tmp_path, code, stderr)
     assert "not waiting for backend" in stderr  # one native call: left, not torn down
     assert stderr.count("NO NPU on this machine") == 1  # said once, loudly
+
+
+def test_ctrl_c_while_a_sink_finishes_its_file_says_so_and_a_second_one_stops_waiting(
+    tmp_path,
+):
+    """A sink whose close() takes long (in Python): the first Ctrl-C waits for it and says
+    which sink, where it is and how to stop waiting; the second ends the wait at once (a row of
+    the bad-input table too)."""
+    started = Started(slow_close_run(tmp_path), tmp_path)
+    started.until((tmp_path / "out" / "000000.npy").exists)
+    started.interrupt()
+    started.until(lambda: started.said("Ctrl-C again"))
+    started.interrupt()
+    signalled = time.monotonic()
+    code, stderr = started.finish(30)
+    assert code == 130
+    assert time.monotonic() - signalled < 10
+    assert "Traceback" not in stderr and "native" not in stderr
+    assert "waiting up to 30 s for sink 'slow-close' (at slow_close.py:" in stderr
+    assert "in close) to finish (Ctrl-C again to stop waiting)" in stderr
+    assert "not waiting for sink 'slow-close' (at slow_close.py:" in stderr, stderr
+    assert "frames finished and finalised" not in stderr  # the slow sink was not
+
+
+@pytest.mark.parametrize("entry", ["module", "script"])
+def test_ctrl_c_while_edgedepth_loads_is_one_line(tmp_path, entry):
+    """SIGINT while edgedepth's modules are still being imported (a slow disk, a big plugin):
+    exit 130 and one line, no KeyboardInterrupt traceback, from `python -m edgedepth` and from
+    the installed `edgedepth` script."""
+    script = [str(Path(sys.executable).parent / "edgedepth")] if entry == "script" else None
+    started = Started(["plugins"], tmp_path, slow_import(tmp_path), command=script)
+    started.until((tmp_path / "importing").exists)
+    started.interrupt()
+    code, stderr = started.finish(60)
+    assert code == 130, stderr
+    assert stderr == "error: interrupted by SIGINT\n"

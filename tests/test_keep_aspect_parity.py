@@ -153,7 +153,7 @@ def test_ready_model_refuses_a_frame_of_another_size(tmp_path, write_config, pho
         "source": {"type": "images", "path": str(photos)},
         "preprocess": {"resize": {"policy": "keep-aspect", "lower_bound": LOWER_BOUND}},
         "backend": {"type": "dav2-relative", "model": str(export), "runtime": "onnx-cpu"},
-        "sinks": [{"type": "npy", "dir": "ready"}],
+        "sinks": [{"type": "npy", "dir": "ready", "existing": "clear"}],
     }
     result = run_edgedepth("run", "--config", str(write_config(config)))
     assert result.returncode == 1

@@ -33,10 +33,9 @@ def test_an_old_run_is_never_mixed_with_a_new_one(tmp_path, write_config):
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     (tmp_path / "out" / "000099.npy").write_bytes(b"stale")
     refused = run_edgedepth("run", "--config", str(write_config(config)))
-    assert refused.returncode == 1
-    assert "already holds 6 .npy file(s)" in last_line(refused) and "existing: clear" in last_line(
-        refused
-    )
+    assert refused.returncode == 2
+    assert "holds 6 file(s) of an earlier run" in last_line(refused)
+    assert "existing: clear" in last_line(refused)
     config["sinks"] = [{"type": "npy", "dir": "out", "existing": "clear"}]
     config["source"]["frames"] = 3
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0

@@ -121,7 +121,7 @@ def test_plugins_name_shows_its_options():
     lines = result.stdout.splitlines()
     assert lines[0] == "sinks:" and lines[1].split()[0] == "npy"
     assert "dir: path (required)" in result.stdout
-    assert "existing: refuse | clear | overwrite = 'refuse'" in result.stdout
+    assert "existing: refuse | clear | overwrite | new-name = 'refuse'" in result.stdout
     verbose = run_edgedepth("plugins", "--verbose")
     assert "lower_bound: int = 518" in verbose.stdout  # keep-aspect's options
     unknown = run_edgedepth("plugins", "npz")

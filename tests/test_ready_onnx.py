@@ -57,7 +57,7 @@ def run_ready(tmp_path, write_config, photos, model_path, runtime="onnx-cpu", **
             "source": {"type": "images", "path": str(photos)},
             "preprocess": {"resize": resize or {"policy": "none"}, "restore_size": False},
             "backend": {"type": "dav2-relative", "model": str(model_path), "runtime": runtime},
-            "sinks": [{"type": "npy", "dir": "out"}],
+            "sinks": [{"type": "npy", "dir": "out", "existing": "clear"}],
             "runtime": {"cache_dir": str(tmp_path / "cache")},
         }
     )

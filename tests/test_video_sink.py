@@ -271,6 +271,7 @@ def test_segments_of_an_older_recording_are_not_read(tmp_path):
     new.write(np.full((4, 6), 2.0, np.float32), DepthKind.METRIC_METERS, 0.0)
     new.close()
     assert recording_segments(tmp_path / "depth.mkv") == [tmp_path / "depth.mkv"]
+    assert not (tmp_path / "depth.part2.mkv").exists()  # replaced with the rest of it
     ((_, depth),) = list(read_depth_segments(tmp_path / "depth.mkv"))
     assert np.array_equal(depth, np.full((4, 6), 2.0, np.float32))
 
@@ -278,22 +279,34 @@ def test_segments_of_an_older_recording_are_not_read(tmp_path):
 RAMP = str(TESTS / "plugins" / "ramp.py")
 
 
-def lossless_run(tmp_path, write_config, backend, frames=4):
+def lossless_run(tmp_path, write_config, backend, frames=4, **video):
     config = synthetic_config(
         tmp_path,
         plugins=[RAMP],
         source={"type": "synthetic", "frames": frames, "width": 64, "height": 48},
         backend={"type": "ramp", **backend},
         sinks=[
-            {"type": "video", "lossless": "d.mkv"},
+            {"type": "video", "lossless": "d.mkv", "existing": "overwrite", **video},
             {"type": "npy", "dir": "out", "existing": "clear"},
         ],
     )
     result = run_edgedepth("run", "--config", str(write_config(config)))
     assert result.returncode == 0, result.stderr
-    recorded = [depth for _, depth in decoded_by_pyav(tmp_path / "d.mkv")]
+    # Each segment (a new unit or size continues in a new file) decoded by PyAV alone.
+    segments = recording_segments(tmp_path / "d.mkv")
+    recorded = [depth for segment in segments for _, depth in decoded_by_pyav(segment)]
     produced = [np.load(tmp_path / "out" / f"{i:06d}.npy") for i in range(frames)]
     return result, recorded, produced
+
+
+def segment_units(path):
+    """Each segment's unit and frame count, read from the files' own metadata."""
+    units = []
+    for segment in recording_segments(path):
+        with av.open(str(segment)) as container:
+            scale = float(container.metadata["DEPTH_SCALE"])
+            units += [1 / scale] * sum(1 for _ in container.demux(video=0) if _.size)
+    return units
 
 
 def test_lossless_metric_covers_the_models_range_and_marks_invalid_pixels(tmp_path, write_config):
@@ -306,21 +319,55 @@ def test_lossless_metric_covers_the_models_range_and_marks_invalid_pixels(tmp_pa
         assert np.nanmax(got) > 74.9  # beyond the 65.535 m of millimetres
         assert np.abs(got[3:] - want[3:]).max() <= 0.001 + 1e-5  # 2 mm steps: exact to 1 mm
     assert "wrote" in result.stderr and "2 mm steps" in result.stderr
-    assert "beyond the range" not in result.stderr
+    assert "warning" not in result.stderr
 
 
-def test_lossless_relative_grows_without_clipping_and_warns_beyond(tmp_path, write_config):
+def test_lossless_metric_without_a_declared_range_is_never_clipped(tmp_path, write_config):
+    # 0.5 to 150 m from a backend that does not declare its range: 150 m on the first frame.
+    metric = {"max_depth": 150.0, "min_depth": 0.5, "declare_range": False}
+    result, recorded, produced = lossless_run(tmp_path, write_config, metric)
+    assert segment_units(tmp_path / "d.mkv") == [0.005] * 4  # the finest unit reaching 150 m
+    for got, want in zip(recorded, produced, strict=True):
+        assert np.nanmax(want) > 149.9 and np.nanmin(want) < 0.51
+        assert np.abs(got - want).max() <= 0.0025 + 1e-4
+    assert "warning" not in result.stderr
+
+
+def test_lossless_metric_that_grows_continues_in_coarser_units(tmp_path, write_config):
+    # 30 m first (1 mm steps), then × 1.5 a frame up to 152 m: a new segment per coarser unit.
+    metric = {"max_depth": 30.0, "min_depth": 0.5, "declare_range": False, "growth": 1.5}
+    result, recorded, produced = lossless_run(tmp_path, write_config, metric, frames=5)
+    units = segment_units(tmp_path / "d.mkv")
+    assert units == [0.001, 0.001, 0.002, 0.002, 0.005]
+    assert len(recording_segments(tmp_path / "d.mkv")) == 3
+    for got, want, unit in zip(recorded, produced, units, strict=True):
+        assert np.abs(got - want).max() <= unit / 2 + 1e-4
+    assert np.nanmax(recorded[-1]) > 151.8
+    warnings = [line for line in result.stderr.splitlines() if "beyond" in line]
+    assert len(warnings) == 2 and all("set metric_max:" in line for line in warnings)
+    # The advice works: one file, one unit, from the start.
+    largest = warnings[-1].split("set metric_max: ")[1].split()[0]
+    result, recorded, produced = lossless_run(
+        tmp_path, write_config, metric, frames=5, metric_max=float(largest)
+    )
+    assert segment_units(tmp_path / "d.mkv") == [0.005] * 5
+    assert "warning" not in result.stderr
+
+
+def test_lossless_relative_grows_without_clipping(tmp_path, write_config):
     relative = {"kind": "relative-disparity", "max_depth": 5.0}
-    # Growing to 3× the first frame: inside the 4× headroom, nothing clipped (2× clipped before).
+    # Growing to 3× the first frame: inside the 4× headroom, one segment.
     _, recorded, produced = lossless_run(tmp_path, write_config, {**relative, "growth": 1.44})
     step = 4 * 5.0 / 65534
     for got, want in zip(recorded, produced, strict=True):
         assert np.abs(got - want).max() <= step / 2 + 1e-5
-    # Growing to 8×: beyond the range, said once, the rest still exact.
+    assert len(recording_segments(tmp_path / "d.mkv")) == 1
+    # Growing to 8×: beyond the range, a coarser segment, said with advice; nothing clipped.
     result, recorded, produced = lossless_run(tmp_path, write_config, {**relative, "growth": 2.0})
-    assert result.stderr.count("beyond the range") == 1
-    inside = produced[-1] <= 20.0
-    assert np.abs(recorded[-1][inside] - produced[-1][inside]).max() <= step / 2 + 1e-5
+    assert result.stderr.count("set relative_max:") == 1
+    units = segment_units(tmp_path / "d.mkv")
+    for got, want, unit in zip(recorded, produced, units, strict=True):
+        assert np.abs(got - want).max() <= unit / 2 + 1e-5
 
 
 def test_lossless_after_an_all_nan_first_frame(tmp_path, write_config):

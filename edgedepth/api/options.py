@@ -27,14 +27,18 @@ def _existing_path(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _writable_folder(folder: Path) -> None:
     """The folder a file or folder will be created in: it (or its nearest existing parent, for
     folders created on the way) must be a writable folder."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
-        raise ValueError(f"{existing} is not a folder")
+        raise ValueError(f"{existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"folder is not writable: {existing}")
 
@@ -43,6 +47,9 @@ def check_output_file(path: Path) -> None:
     """A file about to be written: its folder exists and is writable, and it is not a folder.
     Raises ValueError saying which."""
     if not path.parent.is_dir():
+        existing = _nearest_existing(path.parent)
+        if existing.exists() and not existing.is_dir():
+            raise ValueError(f"{existing} is a file, not a folder")
         raise ValueError(f"parent directory does not exist: {path.parent}")
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name")

@@ -115,6 +115,82 @@ class LoadedConfig(typing.NamedTuple):
 
 # --- loading ------------------------------------------------------------------------------------
 
+#: Nodes a config may hold once its aliases are expanded: a real config has a few hundred; an
+#: alias bomb ("billion laughs") billions, which validating would take forever to walk.
+MAX_CONFIG_NODES = 100_000
+
+
+class ConfigYamlError(yaml.YAMLError):
+    """YAML that parses but is refused as a config (duplicate keys, alias bombs)."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as :func:`yaml.safe_load` reads it, but refusing what a config never needs and a
+    mistake or an attack makes: a key given twice in one mapping (the second would silently
+    win), recursive aliases, and aliases that expand beyond :data:`MAX_CONFIG_NODES` nodes."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    sizes: dict[int, int] = {}
+    walking: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]  # an alias: counted again, walked once
+        if key in walking:
+            raise ConfigYamlError(
+                "a recursive alias (an anchor used inside itself)", node.start_mark
+            )
+        walking.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            _no_duplicate_keys(node)
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        for child in children:
+            total += size(child)
+            if total > MAX_CONFIG_NODES:
+                raise ConfigYamlError(
+                    f"aliases expand to more than {MAX_CONFIG_NODES} values (an alias bomb?)",
+                    node.start_mark,
+                )
+        walking.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _no_duplicate_keys(node: yaml.MappingNode) -> None:
+    first: dict[tuple[str, str], yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = (key_node.tag, key_node.value)
+        if key in first:
+            raise ConfigYamlError(
+                f"key {key_node.value!r:.60} appears twice in one mapping (first on line "
+                f"{first[key].line + 1}): the second would silently replace the first",
+                key_node.start_mark,
+            )
+        first[key] = key_node.start_mark
+
 
 def load_config(path: Path, overrides: typing.Sequence[str] = ()) -> LoadedConfig:
     """Read, override and validate a config file (plugin options are validated later, once the
@@ -131,7 +207,7 @@ def load_config(path: Path, overrides: typing.Sequence[str] = ()) -> LoadedConfi
             f"{path}: not a text file (byte {exc.start} is not UTF-8); a config is YAML text"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -162,9 +238,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE")
     try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: value is not valid YAML: {value_text!r}") from None
+        value = load_yaml(value_text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"--set {key}: value {value_text!r:.80}: {problem}") from None
     parts: list[str | int] = []
     for token in key.strip().replace("]", "").replace("[", ".").split("."):
         if token == "":

@@ -7,12 +7,17 @@ process, so that a model is loaded once for many sources (``edgedepth batch``)."
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from edgedepth.api.errors import EdgedepthError, PluginError
+from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
+from edgedepth.api.options import output_fields
+from edgedepth.api.outputs import WritesFiles, claim_output, existing_files
 from edgedepth.api.stages import BuildContext, Sink
 from edgedepth.engine.config import LoadedConfig, RuntimeConfig, default_cache_dir
 from edgedepth.engine.registry import KINDS, PipelineSpec, Registry, StageSpec, resolve_config
@@ -147,6 +152,52 @@ def open_front(loaded: LoadedConfig, spec: PipelineSpec) -> PipelineFront:
     return PipelineFront(context, source_stage, resize_stage)
 
 
+#: What a plugin's options without an ``existing`` key get: a refusal that says what to do.
+NO_POLICY_HINT = "move or delete it (this plugin has no `existing` option)"
+
+
+def claim_outputs(spec: PipelineSpec, label: str) -> PipelineSpec:
+    """Every file and folder the stages will write (their ``OutputPath``/``OutputDir``
+    options), claimed by their ``existing`` policy before anything is opened
+    (:mod:`edgedepth.api.outputs`): an earlier run's output is refused in one line naming it,
+    or kept for replacing, or left alone for a new name (the spec returned holds it). Options
+    without the policy refuse. Raises :class:`ConfigError`."""
+    taken: set[Path] = set()
+
+    def claim(item: StageSpec) -> StageSpec:
+        options = item.options
+        updates: dict[str, Path] = {}
+        for name in output_fields(type(options)):
+            path = getattr(options, name)
+            if path is None:
+                continue
+            if isinstance(options, WritesFiles):
+                occupied = functools.partial(options.occupied, name)
+                existing, hint = options.existing, options.existing_hint
+            else:
+                occupied, existing, hint = existing_files, "refuse", NO_POLICY_HINT
+            where = f"{label}: {item.key}.{name}"
+            try:
+                final = claim_output(Path(path), existing, where, occupied, taken, hint)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            taken.add(final)
+            if final != path:
+                updates[name] = final
+        if not updates:
+            return item
+        return dataclasses.replace(item, options=options.model_copy(update=updates))
+
+    return dataclasses.replace(
+        spec,
+        source=claim(spec.source),
+        resize=claim(spec.resize),
+        backend=claim(spec.backend),
+        postprocessors=[claim(item) for item in spec.postprocessors],
+        sinks=[claim(item) for item in spec.sinks],
+    )
+
+
 def build_context(loaded: LoadedConfig) -> BuildContext:
     """The context every factory of this config is given (mode and sizes are filled in as the
     front of the pipeline is opened)."""
@@ -161,7 +212,7 @@ def check_config(loaded: LoadedConfig, registry: Registry) -> str:
     """What ``edgedepth check`` does: every plugin's options validated, the source opened and
     closed (a missing camera, video or image folder fails here), the input size computed, and
     each stage's own ``check`` (registered with it) run. Returns a one-line summary."""
-    spec = resolve_config(loaded, registry)
+    spec = claim_outputs(resolve_config(loaded, registry), loaded.label)
     front = open_front(loaded, spec)
     front.close()
     context = front.context
@@ -224,7 +275,7 @@ class Pipeline:
         (name → sink object) run after the config's own sinks, e.g. a scorer. With
         ``backends``, the backend is borrowed from that pool (built there if it has none idle)
         and given back by :meth:`run`. Closes what was built if a later stage fails to start."""
-        spec = resolve_config(loaded, registry)
+        spec = claim_outputs(resolve_config(loaded, registry), loaded.label)
         front = open_front(loaded, spec)
         context = front.context
         built: list[Stage] = []

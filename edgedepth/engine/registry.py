@@ -107,6 +107,8 @@ class Registry:
             path = (base_dir / spec).resolve()
             if not path.is_file():
                 raise ConfigError(f"{where}: plugin file not found: {path}")
+            if path.suffix != ".py":
+                raise ConfigError(f"{where}: {path} is not a plugin: a plugin file is a .py file")
             module_name = f"edgedepth_user_plugin_{path.stem}_{abs(hash(str(path))):x}"
             module = sys.modules.get(module_name)
             if module is None:

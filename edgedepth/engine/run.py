@@ -27,13 +27,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from edgedepth.api.errors import EdgedepthError
-from edgedepth.api.frame import Frame
+from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.api.stages import SinkOutput, StopPipeline
 from edgedepth.engine.progress import enabled as progress_enabled
 from edgedepth.engine.queues import Closed, StageQueue
@@ -49,6 +50,8 @@ log = logging.getLogger("edgedepth")
 FINALISE_SECONDS = 30.0
 #: After a stop or an error, how long a stage still inside a plugin call gets (after ``cancel``).
 CANCEL_GRACE_SECONDS = 2.0
+#: After Ctrl-C, sinks still busy this long are named (and how to stop waiting for them).
+SAY_WAITING_SECONDS = 1.0
 
 # Positions of the threads in the stream, for deciding what a failure discards.
 CAPTURE, PREPROCESS, BACKEND, POSTPROCESS, SINK = range(5)
@@ -109,6 +112,25 @@ class Streamable(Protocol):
     restore_size: bool
 
 
+def running(thread: threading.Thread) -> bool:
+    """Whether ``thread`` still runs. After a ``join`` cut short by Ctrl-C, ``is_alive()`` may
+    say False of a thread that runs on (CPython's join lock), so the interpreter is asked."""
+    return thread.ident is not None and thread.ident in sys._current_frames()
+
+
+def has_valid_depth(depth: np.ndarray, kind: DepthKind | None) -> bool:
+    """Whether a depth map holds any value (finite; metric depth also > 0), in one pass over
+    it for every map but those holding infinities."""
+    metric = kind is DepthKind.METRIC_METERS
+    peak = float(np.fmax.reduce(depth, axis=None))  # NaN only when every value is NaN
+    if np.isfinite(peak):
+        return peak > 0 or not metric
+    if np.isnan(peak):
+        return False
+    finite = np.isfinite(depth)
+    return bool(np.any(finite & (depth > 0)) if metric else finite.any())
+
+
 class StageFailed(EdgedepthError):
     """A plugin raised while the pipeline was running."""
 
@@ -129,7 +151,8 @@ class RunResult:
     #: "SIGINT" / "SIGTERM" when interrupted, "stop" when a stage asked to end the run.
     stopped_by: str | None = None
     #: Stage threads still inside a call that could not be cancelled (e.g. a QNN graph, which
-    #: runs as one native call): the process must exit without waiting for them.
+    #: runs as one native call, or a sink's close() that outlasted the wait), each as
+    #: ``stage (at file:line in function)``: the process must exit without waiting for them.
     unfinished: list[str] = field(default_factory=list)
     #: What the sinks wrote (files and folders), for the summary.
     outputs: list[SinkOutput] = field(default_factory=list)
@@ -152,6 +175,10 @@ class PipelineRun:
         self.stats = RunStats()
         self.error: StageFailed | None = None
         self.stopped_by: str | None = None
+        #: thread name → the stage it runs (for saying what a thread that does not end is doing)
+        self._stage_of: dict[str, Stage] = {}
+        #: Frames whose depth had no valid value (all NaN, or no positive metres).
+        self.frames_without_depth = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         #: frame index → sinks that have not finished it yet
@@ -211,7 +238,7 @@ class PipelineRun:
                 )
             except KeyboardInterrupt:
                 log.warning("interrupted again: not waiting any longer for the sinks")
-                unfinished = [t.name for t in workers + sink_threads if t.is_alive()]
+                unfinished = [self._doing(t) for t in workers + sink_threads if running(t)]
         finally:
             self.progress.close()
             busy = {t.name for t in workers if t.is_alive()}
@@ -225,6 +252,12 @@ class PipelineRun:
         self.stats.dropped_by_queue = {
             q.name: q.dropped for q in [*self.upstream, *self.to_sinks] if q.dropped
         }
+        if self.frames_without_depth > 1:
+            log.warning(
+                "warning: %s returned no valid depth for %d frames",
+                p.backend.describe,
+                self.frames_without_depth,
+            )
         return RunResult(self.stats, self.error, self.stopped_by, unfinished, self._outputs())
 
     def _outputs(self) -> list[SinkOutput]:
@@ -250,19 +283,43 @@ class PipelineRun:
         plugin call is cancelled and given :data:`CANCEL_GRACE_SECONDS`. Returns the threads
         that are still running."""
         deadline = time.monotonic() + FINALISE_SECONDS
+        said = False
         for thread in sink_threads:
+            thread.join(
+                max(0.0, min(deadline, time.monotonic() + SAY_WAITING_SECONDS) - time.monotonic())
+            )
+            if thread.is_alive() and not said and self.stopped_by in ("SIGINT", "SIGTERM"):
+                busy = [t for t in sink_threads if t.is_alive()]
+                log.info(
+                    "waiting up to %.0f s for %s to finish (Ctrl-C again to stop waiting)",
+                    FINALISE_SECONDS,
+                    ", ".join(self._doing(t) for t in busy),
+                )
+                said = True
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.error("%s did not finish within %.0f s", thread.name, FINALISE_SECONDS)
+                log.error("%s did not finish within %.0f s", self._doing(thread), FINALISE_SECONDS)
         if any(thread.is_alive() for thread in workers):
             self._cancel_upstream()
             deadline = time.monotonic() + CANCEL_GRACE_SECONDS
             for thread in workers:
                 thread.join(max(0.0, deadline - time.monotonic()))
-        unfinished = [thread.name for thread in [*workers, *sink_threads] if thread.is_alive()]
-        for name in unfinished:
-            log.info("stage %s is still inside a call that cannot be cancelled", name)
-        return unfinished
+        unfinished = [thread for thread in [*workers, *sink_threads] if thread.is_alive()]
+        for thread in unfinished:
+            log.info(
+                "%s is still running after a stop that could not cancel it", self._doing(thread)
+            )
+        return [self._doing(thread) for thread in unfinished]
+
+    def _doing(self, thread: threading.Thread) -> str:
+        """``sink 'slow' (at slow.py:12 in close)``: a thread's stage and where it is now."""
+        stage = self._stage_of.get(thread.name)
+        frame = sys._current_frames().get(thread.ident or -1)
+        name = stage.label if stage is not None else thread.name
+        if frame is None:
+            return name
+        where = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} in {frame.f_code.co_name}"
+        return f"{name} (at {where})"
 
     # --- stopping and failing ---------------------------------------------------------------------
 
@@ -320,6 +377,8 @@ class PipelineRun:
         """A daemon thread running ``body`` under the one failure guard: end of stream and stop
         requests end it quietly, a failure is recorded; its outboxes are closed on the way out
         (so later stages drain) and its stage, if it owns one, is closed."""
+        if stage is not None:
+            self._stage_of[name] = stage
 
         def guarded() -> None:
             try:
@@ -462,6 +521,17 @@ class PipelineRun:
         frame.depth = depth.astype(np.float32, copy=False)
         frame.depth_kind = backend.obj.depth_kind
         frame.model_input = None  # the largest array a frame carries: not kept in later queues
+        if not has_valid_depth(frame.depth, frame.depth_kind):
+            self.frames_without_depth += 1
+            if self.frames_without_depth == 1:
+                metric = frame.depth_kind is DepthKind.METRIC_METERS
+                log.warning(
+                    "warning: %s returned no valid depth for frame %d (every value NaN%s): is "
+                    "the model or its output read right?",
+                    backend.describe,
+                    frame.index,
+                    ", infinite or ≤ 0 m" if metric else " or infinite",
+                )
         return frame
 
     def _postprocess(self, frame: Frame) -> Frame:

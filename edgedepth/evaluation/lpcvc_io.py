@@ -79,7 +79,7 @@ def read_png_array(path: Path, what: str) -> np.ndarray:
             array = np.asarray(image)
     except FileNotFoundError:
         raise EdgedepthError(f"{path}: {what} not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise EdgedepthError(f"{path}: cannot read {what}: {exc}") from None
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
         raise EdgedepthError(

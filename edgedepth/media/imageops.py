@@ -364,6 +364,8 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except Image.DecompressionBombError as exc:  # its message says the size and the limit
+        raise EdgedepthError(f"{path}: refused: {exc}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise EdgedepthError(f"{path}: cannot read image: {exc}") from None
 

@@ -11,20 +11,24 @@ Lossless depth: 16-bit ``gray16le`` video, the format named by the file's extens
 ``.nut`` FFVHuff in NUT (a tenth of FFV1's CPU on noisy depth, files about 20 % larger: for a
 machine whose cores the model needs). A pixel is stored as
 ``round(depth / unit) + offset``, and 0 marks an invalid pixel (NaN, infinite, or a metric depth
-≤ 0), read back as NaN. The unit is chosen when the recording starts, so that nothing in the
-depth's range is ever clipped:
+≤ 0), read back as NaN. Nothing is ever clipped: the unit is chosen when the recording starts,
+and a frame beyond its range starts a new segment in a coarser unit:
 
-- metric depth: the finest of 1, 2, 5, 10 … mm whose 65535 steps cover the model's range
-  (``max_depth``: 1 mm up to 65 m, 2 mm for the 80 m of the outdoor model), 1 mm when the range
-  is not known (REP-118's 16UC1);
-- relative depth: 0..1 for maps that are normalised (the first frame within 0..1), otherwise
-  0 .. 4 × the first frame's maximum, with ``offset`` 1 so that 0 is a value;
-- a value beyond the range is stored as the largest one, with one warning per recording.
+- metric depth: the finest of 1, 2, 5, 10 … mm (up to 1 m) whose 65534 steps reach the depth
+  expected — the model's declared range (``max_depth``: 1 mm up to 65 m, 2 mm for the 80 m of
+  the outdoor model) or the video sink's ``metric_max``, else the first frame's largest depth;
+- relative depth: ``relative_max`` when given, else 0..1 for maps that are normalised (the
+  first frame within 0..1), otherwise 0 .. 4 × the first frame's maximum, with ``offset`` 1 so
+  that 0 is a value;
+- a frame beyond the unit's range: the recording continues in a new segment in the finest unit
+  that reaches it (metric) or 4 × that frame's maximum (relative), with a warning saying which
+  option records it in one file; only metric depth beyond 65 km (1 m steps) is clipped.
 
-The round trip is exact to the stored unit (``|read - written| ≤ unit / 2``). The unit,
-offset and kind are in the file's metadata. A file has one frame size: when the size changes
-(photos of different sizes, a camera that changes mode) the recording continues in a new
-segment file, ``run.mkv`` → ``run.part2.mkv`` …, each tagged with the recording's id.
+The round trip is exact to each segment's unit (``|read - written| ≤ unit / 2``). The unit,
+offset and kind are in each file's metadata. A file has one frame size and one unit: when the
+size changes (photos of different sizes, a camera that changes mode) or the unit grows, the
+recording continues in a new segment file, ``run.mkv`` → ``run.part2.mkv`` …, each tagged with
+the recording's id.
 
     for timestamp, depth in read_depth_recording("run.mkv"):  # one file; float32 H×W
         ...
@@ -34,6 +38,7 @@ segment file, ``run.mkv`` → ``run.part2.mkv`` …, each tagged with the record
 
 from __future__ import annotations
 
+import glob
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -52,7 +57,7 @@ log = logging.getLogger("edgedepth")
 #: Time base of the lossless recording's timestamps (Matroska's own resolution is 1 ms).
 TIME_BASE = Fraction(1, 1000)
 #: Units tried for metric depth, in metres: the finest that covers the range is used.
-METRIC_UNITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+METRIC_UNITS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 #: Relative depth that is not normalised: the range is this many times the first frame's max.
 RELATIVE_HEADROOM = 4.0
 #: The stored value of an invalid pixel.
@@ -207,62 +212,128 @@ def segment_path(path: Path, segment: int) -> Path:
     return path if segment == 1 else path.with_name(f"{path.stem}.part{segment}{path.suffix}")
 
 
-def depth_unit(kind: DepthKind, first: np.ndarray, known_range: float | None) -> tuple[float, int]:
-    """(unit, offset) of a new recording: see the module docstring."""
+def recording_files(path: Path) -> list[Path]:
+    """The files a lossless recording named ``path`` would replace: the file and every
+    ``name.partN`` segment beside it (of any recording)."""
+    parts = path.parent.glob(f"{glob.escape(path.stem)}.part[0-9]*{glob.escape(path.suffix)}")
+    return ([path] if path.exists() else []) + sorted(parts)
+
+
+def _valid(depth: np.ndarray, kind: DepthKind) -> np.ndarray:
+    """The pixels that hold a depth (finite; metric depth also > 0)."""
+    valid = np.isfinite(depth)
     if kind is DepthKind.METRIC_METERS:
-        if known_range is None:
-            return METRIC_UNITS[0], 0
-        fits = [u for u in METRIC_UNITS if u * (LARGEST - 1) >= known_range]
-        return (fits[0] if fits else METRIC_UNITS[-1]), 0
-    finite = first[np.isfinite(first)]
-    low = float(finite.min()) if finite.size else 0.0
-    high = float(finite.max()) if finite.size else 1.0
-    top = 1.0 if low >= 0.0 and high <= 1.0 else RELATIVE_HEADROOM * max(high, 1e-6)
+        valid &= depth > 0
+    return valid
+
+
+def metric_unit(largest: float) -> float:
+    """The finest of :data:`METRIC_UNITS` whose 65534 steps reach ``largest`` metres (the
+    coarsest when none does)."""
+    fits = [unit for unit in METRIC_UNITS if unit * (LARGEST - 1) >= largest]
+    return fits[0] if fits else METRIC_UNITS[-1]
+
+
+def depth_unit(
+    kind: DepthKind, largest: float | None, normalised: bool = False
+) -> tuple[float, int]:
+    """(unit, offset) for depth reaching ``largest`` (a declared range, or what a frame shows):
+    see the module docstring. ``normalised``: relative depth that lies within 0..1."""
+    if kind is DepthKind.METRIC_METERS:
+        return metric_unit(largest or 0.0), 0
+    top = 1.0 if normalised else RELATIVE_HEADROOM * max(largest or 0.0, 1e-6)
     return top / (LARGEST - 1), 1
 
 
 class DepthRecorder:
     """Writes depth maps to 16-bit lossless video (FFV1/MKV or FFVHuff/NUT), frame by frame,
     each pixel in the recording's unit (:func:`depth_unit`); a new segment file each time the
-    frame size changes (listed in :attr:`segments`). ``known_range``: the largest depth the
-    model gives (metric ``max_depth``), ``relative_max``: the relative value stored as the
-    largest (overrides the headroom rule)."""
+    frame size changes or a frame goes beyond the unit's range (a coarser unit), listed in
+    :attr:`segments` with :attr:`segment_units`. ``metric_max``: the largest metric depth
+    expected (the model's ``max_depth``): the first unit reaches it; ``relative_max``: the
+    relative value stored as the largest one. Without them, the first valid frame decides."""
 
     def __init__(
         self,
         path: Path,
         fps: float,
         relative_max: float | None = None,
-        known_range: float | None = None,
+        metric_max: float | None = None,
     ) -> None:
         self.path = path
         self.stored_as = lossless_format(path)
         self.fps = fps
         self.relative_max = relative_max
-        self.known_range = known_range
+        self.metric_max = metric_max
         self.unit: float | None = None
         self.offset = 0
         self.frames = 0
-        #: Pixels beyond the range (stored as the largest value), over the whole recording.
+        #: Pixels beyond the coarsest unit's range (stored as the largest value).
         self.out_of_range = 0
         self.segments: list[Path] = []
+        #: The unit of each segment (metres for metric depth).
+        self.segment_units: list[float] = []
         self.recording_id = uuid.uuid4().hex
         self._writer: VideoWriter | None = None
+        self._writer_unit: float | None = None
         self._kind: DepthKind | None = None
         #: (shape, timestamp) of invalid frames that came before the unit could be chosen.
         self._pending: list[tuple[tuple[int, ...], float]] = []
 
+    def _declared_max(self, kind: DepthKind) -> float | None:
+        return self.metric_max if kind is DepthKind.METRIC_METERS else self.relative_max
+
     def _choose_unit(self, depth: np.ndarray, kind: DepthKind) -> None:
         self._kind = kind
-        if self.relative_max is not None and kind is not DepthKind.METRIC_METERS:
-            self.unit, self.offset = self.relative_max / (LARGEST - 1), 1
+        declared = self._declared_max(kind)
+        if declared is not None and kind is DepthKind.METRIC_METERS:
+            self.unit, self.offset = metric_unit(declared), 0
+        elif declared is not None:
+            self.unit, self.offset = declared / (LARGEST - 1), 1
         else:
-            self.unit, self.offset = depth_unit(kind, depth, self.known_range)
+            valid = depth[_valid(depth, kind)]
+            normalised = bool(valid.size) and valid.min() >= 0.0 and valid.max() <= 1.0
+            largest = float(valid.max()) if valid.size else None
+            self.unit, self.offset = depth_unit(kind, largest, normalised)
         log.debug("video: lossless unit %g, offset %d (%s)", self.unit, self.offset, kind.value)
+
+    def _coarsen(self, kind: DepthKind, largest: float) -> bool:
+        """A coarser unit that reaches ``largest`` (from the next segment on); False when there
+        is none (metric depth beyond the coarsest unit)."""
+        assert self.unit is not None
+        unit = depth_unit(kind, largest)[0]
+        if unit <= self.unit:
+            return False
+        metric = kind is DepthKind.METRIC_METERS
+        option = "metric_max" if metric else "relative_max"
+        log.warning(
+            "warning: video: frame %d reaches %.4g%s, beyond the %.4g%s of the lossless "
+            "recording's steps of %s: it continues in %s in steps of %s (set %s: %.4g on the "
+            "video sink to record in one file from the start)",
+            self.frames,
+            largest,
+            " m" if metric else "",
+            (LARGEST - self.offset) * self.unit,
+            " m" if metric else "",
+            _unit_text(self.unit, kind),
+            segment_path(self.path, len(self.segments) + 1),
+            _unit_text(unit, kind),
+            option,
+            largest,
+        )
+        self.unit = unit
+        return True
 
     def _new_segment(self, height: int, width: int) -> VideoWriter:
         assert self._kind is not None and self.unit is not None
+        if not self.segments:
+            # Replacing a recording (``existing: overwrite``) replaces all of it: an older
+            # recording's later segments would otherwise be left under this name.
+            for stale in recording_files(self.path):
+                if stale != self.path:
+                    stale.unlink(missing_ok=True)
         self.segments.append(segment_path(self.path, len(self.segments) + 1))
+        self.segment_units.append(self.unit)
         metric = self._kind is DepthKind.METRIC_METERS
         metadata = {
             "RECORDING_ID": self.recording_id,
@@ -287,22 +358,31 @@ class DepthRecorder:
             threads=1,  # one thread: no frame delay, and the model keeps the other cores
         )
 
-    def encode(self, depth: np.ndarray, kind: DepthKind) -> np.ndarray:
-        """The stored 16-bit values of ``depth`` (0 where invalid), in float32 passes."""
+    def _scaled(self, depth: np.ndarray, invalid: np.ndarray) -> np.ndarray:
         assert self.unit is not None
-        invalid = ~np.isfinite(depth)
-        if kind is DepthKind.METRIC_METERS:
-            invalid |= depth <= 0
         scaled = np.divide(depth, np.float32(self.unit), dtype=np.float32)
         np.rint(scaled, out=scaled)
         scaled += np.float32(self.offset)
         np.copyto(scaled, np.float32(INVALID), where=invalid)
+        return scaled
+
+    def encode(self, depth: np.ndarray, kind: DepthKind) -> np.ndarray:
+        """The stored 16-bit values of ``depth`` (0 where invalid), in float32 passes; a frame
+        beyond the unit's range moves the recording to a coarser unit first."""
+        invalid = ~_valid(depth, kind)
+        scaled = self._scaled(depth, invalid)
         beyond = np.count_nonzero(scaled > LARGEST)
         if beyond:
+            largest = float(np.max(depth, where=~invalid, initial=-np.inf))
+            if self._coarsen(kind, largest):
+                scaled = self._scaled(depth, invalid)
+                beyond = np.count_nonzero(scaled > LARGEST)
+        if beyond:
+            assert self.unit is not None
             if not self.out_of_range:
                 log.warning(
-                    "warning: video: depth up to %.4g beyond the range of %s (%.4g): stored as "
-                    "%.4g (set relative_max, or the model's max_depth)",
+                    "warning: video: depth up to %.4g beyond the coarsest step of %s (%.4g): "
+                    "stored as %.4g",
                     float(np.max(depth, where=~invalid, initial=-np.inf)),
                     self.path,
                     (LARGEST - self.offset) * self.unit,
@@ -316,19 +396,15 @@ class DepthRecorder:
 
     def write(self, depth: np.ndarray, kind: DepthKind, timestamp: float) -> None:
         if self.unit is None:
-            if not self._can_choose_unit(depth, kind):
-                # Nothing valid to size relative depth by yet: keep the frame's place (it is
-                # all invalid, whatever the unit) and choose with the first valid frame.
+            if self._declared_max(kind) is None and not _valid(depth, kind).any():
+                # Nothing valid to size the unit by yet: keep the frame's place (it is all
+                # invalid, whatever the unit) and choose with the first valid frame.
                 self._pending.append((depth.shape, timestamp))
                 self._kind = kind
                 return
             self._choose_unit(depth, kind)
             self._write_pending()
         self._write_stored(self.encode(depth, kind), timestamp)
-
-    def _can_choose_unit(self, depth: np.ndarray, kind: DepthKind) -> bool:
-        relative = kind is not DepthKind.METRIC_METERS and self.relative_max is None
-        return not relative or bool(np.isfinite(depth).any())
 
     def _write_pending(self) -> None:
         """The all-invalid frames held until a unit was chosen: stored as 0 (invalid)."""
@@ -338,21 +414,27 @@ class DepthRecorder:
 
     def _write_stored(self, stored: np.ndarray, timestamp: float) -> None:
         if self._writer is not None and stored.shape != self._writer.size:
-            previous = self._writer.size
-            self._writer.close()
-            self._writer = None
             log.info(
                 "video: depth size changed from %d×%d to %d×%d at frame %d: the lossless "
                 "recording continues in %s (one frame size per file)",
-                *previous,  # type: ignore[misc]
+                *self._writer.size,  # type: ignore[misc]
                 *stored.shape,
                 self.frames,
                 segment_path(self.path, len(self.segments) + 1),
             )
+            self._close_segment()
+        elif self._writer is not None and self.unit != self._writer_unit:
+            self._close_segment()  # a coarser unit (said by _coarsen)
         if self._writer is None:
             self._writer = self._new_segment(*stored.shape)
+            self._writer_unit = self.unit
         self._writer.write(stored, "gray16le", timestamp)
         self.frames += 1
+
+    def _close_segment(self) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
 
     def close(self) -> None:
         if self._pending:  # every frame was invalid: any unit stores them
@@ -363,6 +445,10 @@ class DepthRecorder:
         if len(self.segments) > 1:
             names = ", ".join(path.name for path in self.segments)
             log.info("video: lossless recording in %d segments: %s", len(self.segments), names)
+
+
+def _unit_text(unit: float, kind: DepthKind) -> str:
+    return f"{unit * 1000:g} mm" if kind is DepthKind.METRIC_METERS else f"{unit:.3g}"
 
 
 def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:

@@ -16,8 +16,15 @@ import numpy as np
 
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
-from edgedepth.api.options import check_output_file, output_fields
-from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
+from edgedepth.api.options import output_fields
+from edgedepth.cli import (
+    claim_option_output,
+    debug_option,
+    existing_option,
+    load_with_plugins,
+    set_option,
+    user_errors,
+)
 from edgedepth.engine.registry import resolve_config
 
 
@@ -61,14 +68,6 @@ def bench_config(
             reason = errors[-1] if errors else done.stderr.strip()[-500:]
             raise EdgedepthError(f"bench {config}: the run failed: {reason}")
         return json.loads(stats_file.read_text())
-
-
-def check_writable(path: Path, option: str) -> None:
-    """A file about to be written, checked as a config's output path is."""
-    try:
-        check_output_file(path.resolve())
-    except ValueError as exc:
-        raise EdgedepthError(f"{option} {path}: {exc}") from None
 
 
 def format_comparison(results: dict[str, dict[str, Any]]) -> str:
@@ -178,7 +177,13 @@ def plot_histograms(results: dict[str, dict[str, Any]], path: Path) -> None:
     help="The configs' sinks: off, or run with their files redirected to a temporary folder "
     "(the configs' own recordings are never touched).",
 )
-@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Draw per-stage latency histograms into this PNG.",
+)
+@existing_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @set_option
 @debug_option
@@ -187,6 +192,7 @@ def bench(
     frames: int,
     sinks: str,
     plot: Path | None,
+    existing: str,
     as_json: bool,
     overrides: tuple[str, ...],
     debug: bool,
@@ -195,7 +201,7 @@ def bench(
     on their file source."""
     with user_errors(debug):
         if plot is not None:
-            check_writable(plot, "--plot")  # before the work, not after
+            plot = claim_option_output(plot, existing, "--plot")  # before the work, not after
         results: dict[str, dict[str, Any]] = {}
         for config in configs:
             label = config.stem if config.stem not in results else str(config)

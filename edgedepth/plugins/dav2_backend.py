@@ -36,9 +36,10 @@ from edgedepth.models.dav2 import weights
 from edgedepth.models.dav2.graph import EXPORT_FORMAT, GraphOptions, image_tensor
 from edgedepth.models.dav2.layouts import OnnxLayout, detect_layout
 from edgedepth.models.dav2.weights import ModelKind
-from edgedepth.runtime.exports import export_folder, is_exported
+from edgedepth.runtime.cache import check_cache_folder
+from edgedepth.runtime.exports import GRAPH_CACHE, export_folder, is_exported
 from edgedepth.runtime.manifest import Manifest
-from edgedepth.runtime.onnx_backend import GraphSignature, OnnxBackendFactory, check_writable
+from edgedepth.runtime.onnx_backend import GraphSignature, OnnxBackendFactory
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.placement import targets_htp
 from edgedepth.system.network import unreachable
@@ -186,13 +187,14 @@ class DAv2Model:
             encoder = options.encoder or "vits"
             official = weights.official_path(self.kind, encoder, options.dataset, context.cache_dir)
             if not official.exists():
+                # In the run's order: the folder it is downloaded into, then the download.
+                check_cache_folder(official.parent, weights.CHECKPOINT_CACHE)
                 url = weights.official_url(self.kind, encoder, options.dataset)
                 reason = unreachable(url, timeout=5.0)
                 if reason is not None and options.random_weights != "if-offline":
                     raise EdgedepthError(weights.cannot_download(official, url, reason))
                 if reason is None:  # downloaded at the start of the run, then exported
-                    check_writable(official.parent, "the checkpoint cache")
-                    check_writable(context.cache_dir / "exports", "the graph cache")
+                    check_cache_folder(context.cache_dir / "exports", GRAPH_CACHE)
                     require_torch()
                     return
                 self._checkpoint = None  # if-offline: random weights, as the run will
@@ -201,7 +203,7 @@ class DAv2Model:
         if size is not None and is_exported(export_folder(key, tuple(size), context.cache_dir)):  # type: ignore[arg-type]
             return
         self._load(announce=False)  # reads the checkpoint and checks it fits the model
-        check_writable(context.cache_dir / "exports", "the graph cache")
+        check_cache_folder(context.cache_dir / "exports", GRAPH_CACHE)
 
 
 class DAv2TorchBackend:

@@ -25,7 +25,8 @@ from pydantic import Field
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import Frame
-from edgedepth.api.options import OutputDir, StrictModel
+from edgedepth.api.options import OutputDir
+from edgedepth.api.outputs import Existing, WritesFiles, claim_output
 from edgedepth.api.stages import BuildContext, StopPipeline
 from edgedepth.media.colorize import (
     COLORMAPS,
@@ -40,7 +41,7 @@ from edgedepth.media.colorize import (
 log = logging.getLogger("edgedepth")
 
 
-class DisplayOptions(StrictModel):
+class DisplayOptions(WritesFiles):
     toolkit: Literal["auto", "opencv", "tk"] = "auto"
     """Window toolkit: ``auto`` is Tk (works off the main thread everywhere)."""
     title: str | None = None
@@ -50,9 +51,15 @@ class DisplayOptions(StrictModel):
     range: tuple[float, float] | None = None
     """Fixed display range (metres for metric depth); omitted: a smoothed range."""
     snapshot_dir: OutputDir = Path(".")
-    """Where ``s`` saves snapshots."""
+    """Where ``s`` saves snapshots (``edgedepth-<frame>.png``)."""
+    existing: Existing = "new-name"
+    """A snapshot whose name is taken (an earlier run's of the same frame): ``new-name``
+    (``edgedepth-000120-2.png``), ``overwrite``, or ``refuse`` (not saved, a warning)."""
     fps_smoothing: float = Field(0.1, gt=0, le=1)
     """Weight of the newest frame in the displayed FPS."""
+
+    def occupied(self, field: str, path: Path) -> list[Path]:
+        return []  # a folder shared with other files: each snapshot is claimed when taken
 
 
 class Window(Protocol):
@@ -174,9 +181,15 @@ class DisplaySink:
 
     def snapshot(self, picture: np.ndarray, index: int) -> None:
         directory = Path(self.options.snapshot_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"edgedepth-{index:06d}.png"
-        Image.fromarray(picture).save(path)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = claim_output(
+                directory / f"edgedepth-{index:06d}.png", self.options.existing, "display"
+            )
+            Image.fromarray(picture).save(path)
+        except (OSError, ValueError) as exc:
+            log.warning("warning: display: snapshot of frame %d not saved: %s", index, exc)
+            return
         self.snapshots.append(path)
         log.info("display: saved %s", path.resolve())
 

@@ -20,7 +20,14 @@ import numpy as np
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind, Frame
-from edgedepth.cli import debug_option, load_with_plugins, set_option, user_errors
+from edgedepth.cli import (
+    claim_option_output,
+    debug_option,
+    existing_option,
+    load_with_plugins,
+    set_option,
+    user_errors,
+)
 from edgedepth.engine.config import LoadedConfig, PluginSection
 from edgedepth.engine.pipeline import Pipeline
 from edgedepth.engine.progress import steps
@@ -190,6 +197,31 @@ def require_scipy() -> None:
         raise EdgedepthError("eval: needs scipy for the F-score: pip install scipy") from None
 
 
+#: What ``eval --out DIR`` writes into DIR (an earlier evaluation's, when there).
+EVAL_OUTPUTS = ("metrics.csv", "metrics.json", "figures", "predictions")
+
+
+def eval_outputs(out_dir: Path) -> list[Path]:
+    """The outputs of an earlier evaluation in ``out_dir``."""
+    return [out_dir / name for name in EVAL_OUTPUTS if (out_dir / name).exists()]
+
+
+def claim_out_dir(out_dir: Path, existing: str) -> Path:
+    """``--out`` claimed by ``--existing`` before any work: an earlier evaluation there is
+    refused, replaced (its outputs deleted now) or left for ``DIR-2``; the folder is created."""
+    out_dir = claim_option_output(out_dir, existing, "--out", occupied=eval_outputs)
+    for earlier in eval_outputs(out_dir):  # existing: overwrite
+        if earlier.is_dir():
+            shutil.rmtree(earlier)
+        else:
+            earlier.unlink()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgedepthError(f"--out {out_dir}: cannot create: {exc.strerror}") from None
+    return out_dir
+
+
 def parse_figures(text: str | None, out_dir: Path | None) -> int | None:
     if text is None:
         return DEFAULT_FIGURES
@@ -277,6 +309,7 @@ path_option = click.Path(path_type=Path, file_okay=False)
     type=click.Path(path_type=Path, file_okay=False),
     help="Write metrics.csv, metrics.json and figures/ here.",
 )
+@existing_option
 @click.option(
     "--geometry",
     type=click.Choice(GEOMETRIES),
@@ -321,6 +354,7 @@ def eval_command(
     intrinsics: str,
     disparity: DisparityConversion,
     figures: str | None,
+    existing: str,
     debug: bool,
 ) -> None:
     """Score depth predictions the way LPCVC 2025 Track 3 does, and print the means.
@@ -373,10 +407,7 @@ def eval_command(
         else:
             masks = None
         if out_dir is not None:
-            try:
-                out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise EdgedepthError(f"--out {out_dir}: cannot create: {exc.strerror}") from None
+            out_dir = claim_out_dir(out_dir, existing)
         no_masks = "none (synthetic depth is exact)" if synthetic else "none (no conf/ folder)"
         settings = ScoreSettings(
             geometry, camera, disparity, out_dir, figure_limit, str(masks) if masks else no_masks

@@ -12,12 +12,14 @@ or ``16UC1`` millimetres), ``/depth/relative_disparity`` or ``/depth/relative_de
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
 import edgedepth
 from edgedepth.api.frame import Frame
-from edgedepth.api.options import OutputPath, StrictModel
+from edgedepth.api.options import OutputPath
+from edgedepth.api.outputs import WritesFiles
 from edgedepth.api.stages import BuildContext
 from edgedepth.topic.mcap_recording import DEFAULT_CHUNK_SIZE, Compression, McapRecorder
 from edgedepth.topic.ros2 import (
@@ -32,7 +34,7 @@ from edgedepth.topic.ros2 import (
 log = logging.getLogger("edgedepth")
 
 
-class McapSinkOptions(StrictModel):
+class McapSinkOptions(WritesFiles):
     path: OutputPath
     """The .mcap file to write (ROS 2 profile, CDR messages)."""
     rgb: RgbFormat = "raw"
@@ -61,6 +63,15 @@ class McapSinkOptions(StrictModel):
     """Bytes of messages per chunk: a kill loses at most the open chunk."""
     compression: Compression = "zstd"
     """Chunk compression."""
+
+    @field_validator("path")
+    @classmethod
+    def _mcap_name(cls, path: Path) -> Path:
+        # ros2 bag, Foxglove and RViz pick the storage by the extension: .bag is ROS 1 (or a
+        # rosbag2 folder), .db3 SQLite.
+        if path.suffix.lower() != ".mcap":
+            raise ValueError(f"{path.name}: an MCAP recording is named .mcap")
+        return path
 
     @field_validator("rgb_topic", "depth_topic", "relative_topic")
     @classmethod

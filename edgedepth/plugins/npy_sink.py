@@ -2,9 +2,10 @@
 With ``layout: nchw`` it is the LPCVC submission format (1×1×H×W).
 
 A folder that already holds ``.npy`` files is refused unless ``existing`` says what to do with
-them (``clear``: delete them first; ``overwrite``: keep them, overwrite same names), so a new
-run is never silently mixed with files of an old one. Each file is written under a temporary
-name and renamed, so an interrupted run or a full disk never leaves a half-written ``.npy``.
+them (``clear``: delete them first; ``overwrite``: keep them, overwrite same names; ``new-name``:
+write into ``DIR-2``), so a new run is never silently mixed with files of an old one. Each file
+is written under a temporary name and renamed, so an interrupted run or a full disk never
+leaves a half-written ``.npy``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from __future__ import annotations
 import logging
 import string
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import field_validator
 
 import edgedepth
-from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, SinkOutput, StrictModel
+from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, SinkOutput
 from edgedepth.api.errors import write_error
+from edgedepth.api.outputs import WritesFiles, existing_files
 
 log = logging.getLogger("edgedepth")
 
@@ -27,7 +29,12 @@ log = logging.getLogger("edgedepth")
 NAME_FIELDS = ("index", "timestamp")
 
 
-class NpyOptions(StrictModel):
+class NpyOptions(WritesFiles):
+    existing_hint: ClassVar[str] = (
+        "set existing: clear (delete them first), existing: overwrite (keep them, replace "
+        "files of the same name) or existing: new-name (a new folder)"
+    )
+
     dir: OutputDir
     """Output folder (created if missing)."""
     layout: Literal["hw", "nchw"] = "hw"
@@ -35,9 +42,13 @@ class NpyOptions(StrictModel):
     name: str = "{index:06d}.npy"
     """File name: ``{index}`` (the frame index, required: one file per frame) and optionally
     ``{timestamp}`` (seconds), with Python format specs, e.g. ``frame_{index:05d}.npy``."""
-    existing: Literal["refuse", "clear", "overwrite"] = "refuse"
-    """``.npy`` files already in ``dir``: ``refuse`` (an error), ``clear`` (delete them first),
-    ``overwrite`` (keep them; files of the same name are replaced)."""
+    existing: Literal["refuse", "clear", "overwrite", "new-name"] = "refuse"
+    """``.npy`` files already in ``dir``: ``refuse`` (an error, before any work), ``clear``
+    (delete them first), ``overwrite`` (keep them; files of the same name are replaced),
+    ``new-name`` (write into ``DIR-2``, ``DIR-3``, …)."""
+
+    def occupied(self, field: str, path: Path) -> list[Path]:
+        return sorted(path.glob("*.npy")) if path.is_dir() else existing_files(path)
 
     @field_validator("name")
     @classmethod
@@ -73,12 +84,8 @@ class NpySink:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EdgedepthError(f"dir: cannot create {self.dir}: {exc.strerror}") from None
+        # ``refuse`` and ``new-name`` were applied before the run (edgedepth.api.outputs).
         stale = sorted(self.dir.glob("*.npy"))
-        if stale and options.existing == "refuse":
-            raise EdgedepthError(
-                f"dir: {self.dir} already holds {len(stale)} .npy file(s) (e.g. {stale[0].name}): "
-                "set existing: clear (delete them first) or existing: overwrite"
-            )
         if stale and options.existing == "clear":
             for path in stale:
                 path.unlink()

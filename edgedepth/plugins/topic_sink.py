@@ -1,9 +1,12 @@
 """``topic``: publish every depth frame as a ROS-like Image message (REP-118 units) over ZeroMQ
 (default) or Zenoh; and ``edgedepth topic echo`` to watch a topic.
 
-ZeroMQ binds ``tcp://127.0.0.1:5556`` by default: only this machine can subscribe. Binding
-``tcp://0.0.0.0:5556`` publishes the depth stream, unauthenticated and unencrypted, to every
-network the machine is on.
+ZeroMQ binds ``tcp://127.0.0.1:5556`` by default: only this machine can subscribe. Any other
+address (``tcp://0.0.0.0:5556``, ``tcp://*:5556``, zenoh ``tcp/0.0.0.0:7447``, a LAN address)
+serves the stream to other machines and is refused unless ``expose_to_network: true`` says so;
+the run then logs the endpoint and who can reach it. ZeroMQ's stream is neither encrypted nor
+authenticated; for remote use, zenoh with ``tls`` (and ``auth``) is (README: "Expose a depth
+stream safely").
 
 A slow subscriber never slows the pipeline: sends never block, and each subscriber has a queue
 of ``high_water_mark`` frames; what does not fit is dropped for that subscriber only (it sees a
@@ -33,6 +36,7 @@ from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.api.options import StrictModel
 from edgedepth.api.stages import BuildContext
 from edgedepth.cli import debug_option, user_errors
+from edgedepth.engine.config import validate
 from edgedepth.topic import (
     DEFAULT_ENDPOINT,
     DEFAULT_TOPIC,
@@ -49,7 +53,9 @@ from edgedepth.topic import (
     as_topic_message,
     wait_until,
 )
+from edgedepth.topic.endpoints import exposure, parse_endpoint
 from edgedepth.topic.mcap_recording import RecordedMessage, read_mcap
+from edgedepth.topic.messages import bounded
 from edgedepth.topic.rmw_zenoh import domain_id_from_env
 from edgedepth.topic.ros2 import (
     COMPRESSED_IMAGE,
@@ -60,6 +66,7 @@ from edgedepth.topic.ros2 import (
     fully_qualified,
     stamp_seconds,
 )
+from edgedepth.topic.zenoh_session import ZenohAuth, ZenohTls
 
 log = logging.getLogger("edgedepth")
 
@@ -68,8 +75,19 @@ class TopicOptions(StrictModel):
     transport: Transport = "zmq"
     """``zmq``: ZeroMQ PUB (edgedepth's own messages); ``zenoh``: ROS 2 over rmw_zenoh."""
     endpoint: str = DEFAULT_ENDPOINT
-    """ZeroMQ: the address bound (tcp://0.0.0.0:PORT exposes the stream to the whole network).
-    Zenoh: the locator listened on (tcp://HOST:PORT or tcp/HOST:PORT)."""
+    """ZeroMQ: the address bound. Zenoh: the locator listened on (tcp://HOST:PORT,
+    tcp/HOST:PORT, tls/HOST:PORT). Anything but loopback needs ``expose_to_network``."""
+    expose_to_network: bool = False
+    """Allow an endpoint other machines can reach (``tcp://0.0.0.0:5556``, ``tcp://*:5556``, a
+    LAN address): the run logs it and who can reach it. ZeroMQ is unencrypted and
+    unauthenticated: anyone on those networks receives the frames; use zenoh with ``tls``
+    and ``auth`` for remote subscribers."""
+    tls: ZenohTls | None = None
+    """Zenoh only: TLS on ``tls/HOST:PORT`` (certificate, private key, the CA that signs the
+    subscribers' side; ``mutual: true`` for client certificates)."""
+    auth: ZenohAuth | None = None
+    """Zenoh only: user/password authentication (``users_file`` of ``user:password`` lines
+    admitted; ``user`` + ``password_file`` when connecting to a router that asks)."""
     connect: list[str] = Field(default_factory=list)
     """Zenoh only: routers or peers to connect to as well (e.g. tcp/localhost:7447, the rmw_zenoh
     router ROS 2 nodes use)."""
@@ -101,11 +119,45 @@ class TopicOptions(StrictModel):
 
     @field_validator("endpoint", "connect")
     @classmethod
-    def _has_scheme(cls, value: str | list[str]) -> str | list[str]:
+    def _is_an_endpoint(cls, value: str | list[str]) -> str | list[str]:
         for endpoint in [value] if isinstance(value, str) else value:
-            if "://" not in endpoint and "/" not in endpoint:
-                raise ValueError(f"{endpoint!r} is not an endpoint (e.g. tcp://127.0.0.1:5556)")
+            parse_endpoint(endpoint)
         return value
+
+    @model_validator(mode="after")
+    def _exposed_only_when_asked(self) -> TopicOptions:
+        endpoint = parse_endpoint(self.endpoint)
+        reach = exposure(endpoint)
+        if reach is not None and not self.expose_to_network:
+            secured = self.transport == "zenoh" and self.tls is not None
+            anyone = ": anyone there receives the frames, unencrypted and unauthenticated"
+            raise ValueError(
+                f"endpoint {self.endpoint} serves {reach}{' (TLS)' if secured else anyone}: "
+                "set expose_to_network: true if that is meant, or listen on 127.0.0.1 (README: "
+                '"Expose a depth stream safely")'
+            )
+        if self.transport == "zmq" and (self.tls is not None or self.auth is not None):
+            raise ValueError("tls and auth are zenoh's: set transport: zenoh")
+        if self.tls is not None:
+            if endpoint.protocol != "tls":
+                raise ValueError(f"tls: listen on a tls/HOST:PORT locator, not {self.endpoint}")
+            if self.tls.certificate is None or self.tls.private_key is None:
+                raise ValueError("tls: listening needs certificate and private_key")
+        elif endpoint.protocol == "tls":
+            raise ValueError(f"endpoint {self.endpoint}: a tls/ locator needs the tls options")
+        return self
+
+    def security(self) -> str:
+        """How the stream is protected, for the log."""
+        if self.transport == "zmq" or self.tls is None:
+            return "unencrypted, unauthenticated"
+        users = self.auth is not None and self.auth.users_file is not None
+        mutual = self.tls.mutual
+        return (
+            "TLS"
+            + (", client certificates" if mutual else "")
+            + (", user/password" if users else ", no user/password")
+        )
 
     @field_validator("topic", "relative_topic")
     @classmethod
@@ -121,6 +173,21 @@ class TopicOptions(StrictModel):
                 if name is not None:
                     check_topic_name(name)
         return self
+
+
+def announce(options: TopicOptions, bound: str) -> None:
+    """Say where the topic listens (``bound``: a port ``*`` resolved) and who can reach it: a
+    warning when other machines can."""
+    reach = exposure(parse_endpoint(options.endpoint))
+    if reach is None:
+        log.info("topic: listening on %s (this machine only)", bound)
+    else:
+        log.warning(
+            "warning: topic: listening on %s: reachable from %s (%s)",
+            bound,
+            reach,
+            options.security(),
+        )
 
 
 class TopicSink:
@@ -150,7 +217,10 @@ class TopicSink:
                 domain_id,
                 options.node_name,
                 options.stamp,
+                options.tls,
+                options.auth,
             )
+        announce(options, self.publisher.bound)
         self.published = 0
         #: Messages the transport refused without waiting (its queue was full).
         self.not_sent = 0
@@ -296,6 +366,27 @@ def topic() -> None:
     default=None,
     help="Fail if no message arrives for this many seconds (default: wait).",
 )
+@click.option(
+    "--tls-root-ca",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Zenoh over tls/HOST:PORT: the CA (PEM) that signed the publisher's certificate.",
+)
+@click.option(
+    "--tls-certificate",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Zenoh TLS: this subscriber's certificate (PEM), when the publisher asks for one.",
+)
+@click.option(
+    "--tls-private-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Zenoh TLS: the private key (PEM) of --tls-certificate.",
+)
+@click.option("--user", default=None, help="Zenoh: the user to authenticate as.")
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Zenoh: a file holding --user's password.",
+)
 @debug_option
 def echo(
     endpoint: str,
@@ -304,39 +395,72 @@ def echo(
     transport: Transport,
     domain_id: int | None,
     timeout: float | None,
+    tls_root_ca: Path | None,
+    tls_certificate: Path | None,
+    tls_private_key: Path | None,
+    user: str | None,
+    password_file: Path | None,
     debug: bool,
 ) -> None:
     """Print the header of each message received from ENDPOINT (default tcp://127.0.0.1:5556),
     and the receive rate on stderr every 2 s. Ctrl-C to stop. ENDPOINT may be an MCAP file
-    (``run.mcap``): then its messages are printed."""
+    (``run.mcap``): then its messages are printed. Every message is untrusted: one that is not
+    a depth topic message is a one-line warning, and the stream goes on."""
     with user_errors(debug):
         if endpoint.endswith(".mcap") or Path(endpoint).is_file():
             echo_recording(Path(endpoint), topics, count)
             return
         if domain_id is None:
             domain_id = domain_id_from_env()
+        tls = auth = None
+        if tls_root_ca or tls_certificate or tls_private_key:
+            tls = validate(
+                ZenohTls,
+                {"root_ca": tls_root_ca, "certificate": tls_certificate,
+                 "private_key": tls_private_key},
+                "topic echo --tls-*",
+            )  # fmt: skip
+        if user or password_file:
+            auth = validate(
+                ZenohAuth, {"user": user, "password_file": password_file}, "topic echo --user"
+            )
+        if transport != "zenoh" and (tls or auth):
+            raise EdgedepthError("--tls-* and --user are for --transport zenoh")
         try:
             with TopicSubscriber(
-                endpoint, topics or ("",), transport, domain_id=domain_id
+                endpoint, topics or ("",), transport, domain_id=domain_id, tls=tls, auth=auth
             ) as subscriber:
-                meter = RateMeter()
-                while count is None or meter.total < count:
-                    try:
-                        message = subscriber.receive(timeout=timeout)
-                    except MessageError as exc:
-                        click.echo(f"warning: {exc}", err=True)
-                        continue
-                    if message is None:
-                        raise EdgedepthError(
-                            f"endpoint {endpoint}: no message for {timeout:g} s "
-                            f"(received {meter.total}; is a `topic` sink publishing there?)"
-                        )
-                    click.echo(describe(message))
-                    rate = meter.tick()
-                    if rate is not None:
-                        click.echo(f"# {rate:.1f} Hz, {subscriber.missed} missed", err=True)
+                print_messages(subscriber, endpoint, count, timeout)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how echo is meant to end
+
+
+def print_messages(
+    subscriber: TopicSubscriber, endpoint: str, count: int | None, timeout: float | None
+) -> None:
+    """``topic echo``'s loop: a line per message; a malformed one is a warning (its text
+    bounded), never the end of the stream."""
+    meter = RateMeter()
+    while count is None or meter.total < count:
+        try:
+            message = subscriber.receive(timeout=timeout)
+        except MessageError as exc:
+            click.echo(f"warning: {exc}", err=True)
+            continue
+        if message is None:
+            raise EdgedepthError(
+                f"endpoint {endpoint}: no message for {timeout:g} s "
+                f"(received {meter.total}; is a `topic` sink publishing there?)"
+            )
+        try:
+            line = describe(message)
+        except Exception as exc:  # a message that passed the checks but not describe()
+            click.echo(f"warning: {bounded(f'{message.topic}: {exc!r}')}", err=True)
+            continue
+        click.echo(line)
+        rate = meter.tick()
+        if rate is not None:
+            click.echo(f"# {rate:.1f} Hz, {subscriber.missed} missed", err=True)
 
 
 def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> None:
@@ -351,6 +475,12 @@ def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> No
             printed += 1
 
 
+def check_topic(options: TopicOptions, context: BuildContext) -> None:
+    """``edgedepth check``: the endpoint bound (or listened on) and released, as the run's first
+    step: a port in use or an address that is not this machine's fails here."""
+    TopicSink(options, context).close()
+
+
 @edgedepth.hookimpl
 def register_sinks(register):
     register(
@@ -358,6 +488,7 @@ def register_sinks(register):
         TopicOptions,
         TopicSink,
         description="depth Image messages (32FC1 m / 16UC1 mm): ZeroMQ, or ROS 2 on rmw_zenoh",
+        check=check_topic,
     )
 
 

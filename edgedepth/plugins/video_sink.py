@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -23,7 +24,8 @@ from pydantic import Field, model_validator
 
 import edgedepth
 from edgedepth.api.frame import Frame
-from edgedepth.api.options import OutputPath, StrictModel
+from edgedepth.api.options import OutputPath
+from edgedepth.api.outputs import WritesFiles, existing_files
 from edgedepth.api.stages import BuildContext, SinkOutput
 from edgedepth.media.colorize import (
     ColormapName,
@@ -40,12 +42,16 @@ from edgedepth.media.recording import (
     VideoWriter,
     count_frames,
     frame_rate,
+    recording_files,
 )
 
 log = logging.getLogger("edgedepth")
 
+#: Names an MP4 file goes by (players pick the demuxer by them).
+MP4_SUFFIXES = (".mp4", ".m4v")
 
-class VideoSinkOptions(StrictModel):
+
+class VideoSinkOptions(WritesFiles):
     path: OutputPath | None = None
     """The colourised mp4 (H.264)."""
     layout: Literal["depth", "side-by-side"] = "depth"
@@ -67,15 +73,29 @@ class VideoSinkOptions(StrictModel):
     lossless: OutputPath | None = None
     """Lossless 16-bit depth recording: .mkv (FFV1) or .nut (FFVHuff: a tenth of the CPU on
     noisy depth, files ~20 % larger); metric in steps of 1 mm (2 mm for a model that reaches
-    beyond 65 m), invalid pixels marked (see :mod:`edgedepth.media.recording`)."""
+    beyond 65 m …), invalid pixels marked, nothing clipped: a frame beyond the unit's range
+    continues in a new segment in a coarser unit (see :mod:`edgedepth.media.recording`)."""
+    metric_max: float | None = Field(None, gt=0)
+    """Metric depth only: the largest depth to expect, metres; sets the lossless unit (the
+    finest step that reaches it). Default: the model's declared range, else the first frame's
+    largest depth."""
     relative_max: float | None = Field(None, gt=0)
     """Relative depth only: the largest value stored (default: 1 for maps normalised to 0..1,
-    else 4 × the first frame's maximum); beyond it values are clipped, with a warning."""
+    else 4 × the first frame's maximum); a larger value continues the recording in a new
+    segment with a coarser unit."""
+
+    def occupied(self, field: str, path: Path) -> list[Path]:
+        # A lossless recording is its file and its segments (name.part2.mkv, …).
+        return recording_files(path) if field == "lossless" else existing_files(path)
 
     @model_validator(mode="after")
     def _something_to_write(self) -> VideoSinkOptions:
         if self.path is None and self.lossless is None:
             raise ValueError("give `path` (mp4), `lossless` (mkv), or both")
+        if self.path is not None and self.path.suffix.lower() not in MP4_SUFFIXES:
+            raise ValueError(
+                f"path: {self.path.name}: the colourised video is an MP4 file: name it .mp4"
+            )
         if self.lossless is not None and self.lossless.suffix.lower() not in LOSSLESS_FORMATS:
             raise ValueError(
                 f"lossless: {self.lossless.name}: use .mkv (FFV1) or .nut (FFVHuff, less CPU)"
@@ -122,7 +142,12 @@ class VideoSink:
         )
         known_range = context.depth_range[1] if context.depth_range else None
         self.recorder = (
-            DepthRecorder(options.lossless, float(self.fps), options.relative_max, known_range)
+            DepthRecorder(
+                options.lossless,
+                float(self.fps),
+                relative_max=options.relative_max,
+                metric_max=options.metric_max or known_range,
+            )
             if options.lossless
             else None
         )
@@ -193,11 +218,11 @@ class VideoSink:
                 SinkOutput(self.video.path, count_frames(self.video.path), "colourised H.264")
             )
         if self.recorder is not None:
-            unit = self.recorder.unit or 0.0
-            for segment in self.recorder.segments:
+            recorder = self.recorder
+            for segment, unit in zip(recorder.segments, recorder.segment_units, strict=True):
                 what = "lossless 16-bit depth, " + (
                     f"{unit * 1000:g} mm steps"
-                    if self.recorder.offset == 0
+                    if recorder.offset == 0
                     else f"steps of {unit:.3g} (relative)"
                 )
                 written.append(SinkOutput(segment, count_frames(segment), what))

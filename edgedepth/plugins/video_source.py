@@ -36,6 +36,12 @@ class VideoSource:
             self._container.close()
             raise EdgedepthError(f"{path}: no video stream #{options.stream} in this file")
         self._stream = streams[options.stream]
+        if self._stream.codec_context is None:  # e.g. an mp4 cut inside its moov
+            self._container.close()
+            raise EdgedepthError(
+                f"{path}: video stream #{options.stream} cannot be decoded (no codec or frame "
+                "size in the file): the file is cut short or damaged"
+            )
         self._stream.thread_type = "AUTO"  # FFmpeg decodes on its own threads, outside the GIL
         self._path = path
         self._duration = (

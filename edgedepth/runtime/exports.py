@@ -14,12 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from edgedepth.api.errors import EdgedepthError
+from edgedepth.runtime.cache import cache_error, cache_folder
 from edgedepth.runtime.manifest import MANIFEST_NAME, Manifest
 
 log = logging.getLogger("edgedepth")
 
 Size = tuple[int, int]
+#: How messages name the folder of exported graphs.
+GRAPH_CACHE = "the graph cache"
 
 
 @runtime_checkable
@@ -62,15 +64,11 @@ def cached_export(
         manifest = Manifest.read(folder)
         assert manifest is not None
         return folder, manifest
+    cache_folder(folder.parent, GRAPH_CACHE)
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
     except OSError as exc:
-        raise EdgedepthError(
-            f"cannot write the graph for {size[0]}×{size[1]} into the cache {folder.parent} "
-            f"({exc.strerror or exc}): make it writable or set runtime.cache_dir / "
-            "$EDGEDEPTH_CACHE"
-        ) from None
+        raise cache_error(folder.parent, GRAPH_CACHE, exc.strerror or str(exc)) from None
     try:
         manifest = builder.export(size, staging / "model.onnx", htp)
         manifest.write(staging)

@@ -21,8 +21,12 @@ from pathlib import Path
 import onnxruntime
 
 from edgedepth.api.errors import EdgedepthError
+from edgedepth.runtime.cache import cache_error, cache_folder
 
 log = logging.getLogger("edgedepth")
+
+#: How messages name the folder of an int8 graph.
+INT8_CACHE = "the int8 cache"
 
 #: What the int8 graph is made with (part of its file name: a change makes a new one).
 SETTINGS = {
@@ -55,12 +59,16 @@ def int8_model(float_model: Path, folder: Path) -> Path:
             "package: pip install 'edgedepth[int8]'"
         ) from None
     log.info("backend: quantising %s to int8 (once; kept as %s)", float_model, target)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=".int8-", suffix=".onnx")
+    cache_folder(folder, INT8_CACHE)
+    try:
+        handle, staging = tempfile.mkstemp(dir=folder, prefix=".int8-", suffix=".onnx")
+    except OSError as exc:
+        raise cache_error(folder, INT8_CACHE, exc.strerror or str(exc)) from None
     os.close(handle)
-    # The quantiser gives advice on the root logger (pre-processing): not for the user.
+    # The quantiser gives advice on the root logger (pre-processing): not for the user. It also
+    # calls logging.basicConfig, whose root handler would print every later line of ours twice.
     root = logging.getLogger()
-    previous_level = root.level
+    previous_level, previous_handlers = root.level, list(root.handlers)
     root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(
@@ -78,5 +86,7 @@ def int8_model(float_model: Path, folder: Path) -> Path:
         raise EdgedepthError(f"{float_model}: cannot quantise it to int8: {exc}") from None
     finally:
         root.setLevel(previous_level)
+        for handler in [h for h in root.handlers if h not in previous_handlers]:
+            root.removeHandler(handler)
         Path(staging).unlink(missing_ok=True)
     return target

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,15 @@ import onnxruntime as ort
 from edgedepth.api.errors import ConfigError, EdgedepthError
 from edgedepth.api.frame import DepthKind
 from edgedepth.api.stages import BuildContext
-from edgedepth.runtime.exports import GraphBuilder, cached_export, export_folder, is_exported
+from edgedepth.runtime.cache import check_cache_folder
+from edgedepth.runtime.exports import (
+    GRAPH_CACHE,
+    GraphBuilder,
+    cached_export,
+    export_folder,
+    is_exported,
+)
+from edgedepth.runtime.int8 import INT8_CACHE, int8_path
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
@@ -457,6 +464,10 @@ def check_onnx_backend(model: DepthModel, options: OnnxOptions, context: BuildCo
             return  # a context model alone: only the HTP can open it
         session = cpu_session(float_model, threads=1)
         graph = GraphSignature.of(session, ready.manifest, ready.path)
+        if options.precision == "int8" and options.runtime != "qnn":
+            folder = Placement(options, context.cache_dir).derived_dir(float_model, "int8")
+            if not int8_path(float_model, folder).exists():
+                check_cache_folder(folder, INT8_CACHE)
         bind = getattr(model, "bind", None)
         if bind is not None:
             bind(graph)
@@ -466,17 +477,4 @@ def check_onnx_backend(model: DepthModel, options: OnnxOptions, context: BuildCo
     if own_check is None and isinstance(model, GraphBuilder) and size is not None:
         folder = export_folder(model.graph_key(options.runtime == "qnn"), size, context.cache_dir)  # type: ignore[arg-type]
         if not is_exported(folder):
-            check_writable(folder.parent, "the graph cache")
-
-
-def check_writable(folder: Path, what: str) -> None:
-    """A one-line error when ``folder`` (or the folder it would be made in) cannot be written."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-        return
-    raise EdgedepthError(
-        f"{what} {folder} cannot be written ({existing} is not a writable folder): make it "
-        "writable, or set runtime.cache_dir (or $EDGEDEPTH_CACHE) to a folder that is"
-    )
+            check_cache_folder(folder.parent, GRAPH_CACHE)

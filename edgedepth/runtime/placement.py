@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.file_identity import content_sha256
-from edgedepth.runtime.int8 import int8_model
+from edgedepth.runtime.int8 import int8_model, int8_path
 from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.qnn import no_npu_reason, qnn_has_npu, qnn_target
@@ -91,9 +91,20 @@ class Placement:
     ) -> ort.InferenceSession:
         """A CPU session for ``model_path`` at the configured precision (an int8 copy made once
         in ``derived_dir``, by default beside the model's other derived files)."""
-        if self.options.precision == "int8":
-            model_path = int8_model(model_path, derived_dir or self.derived_dir(model_path, "int8"))
-        return cpu_session(model_path, self.options.threads)
+        if self.options.precision != "int8":
+            return cpu_session(model_path, self.options.threads)
+        folder = derived_dir or self.derived_dir(model_path, "int8")
+        cached = int8_path(model_path, folder).exists()
+        quantised = int8_model(model_path, folder)
+        try:
+            return cpu_session(quantised, self.options.threads)
+        except EdgedepthError as unreadable:
+            if not cached:
+                raise
+            # A cached graph damaged on disk (a killed copy, a bad sector): made again, once.
+            log.warning("warning: backend: %s; quantising again", unreadable)
+            quantised.unlink(missing_ok=True)
+            return cpu_session(int8_model(model_path, folder), self.options.threads)
 
     def _qnn_session(
         self,

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.engine.progress import long_call
+from edgedepth.runtime.cache import cache_folder
 from edgedepth.runtime.model_file import is_context_model
 from edgedepth.runtime.options import QnnOptions
 from edgedepth.runtime.qnn import announce_emulator, check_context_version, qnn_target
@@ -114,7 +115,7 @@ def qnn_session(
     if not options.cpu_fallback:
         session_options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if compile_to is not None:
-        compile_to.parent.mkdir(parents=True, exist_ok=True)
+        cache_folder(compile_to.parent, "the QNN context cache")
         # The EP does not overwrite an existing context model (a stale cache being rebuilt).
         for stale_file in [compile_to, *compile_to.parent.glob(f"{compile_to.stem}*.bin")]:
             stale_file.unlink(missing_ok=True)

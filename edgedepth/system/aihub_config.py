@@ -40,6 +40,8 @@ def check_credentials() -> ClientSettings:
     """The configured service; a one-line error (without the token) when client.ini is
     missing, malformed, or lacks api_token, api_url or web_url."""
     path = client_config_path()
+    if path.is_dir():  # configparser skips what it cannot open, as if it were missing
+        raise EdgedepthError(f"{path} is a folder, not a client.ini: {TOKEN_HELP}")
     config = configparser.ConfigParser(interpolation=None)
     try:
         found = config.read(path, encoding="utf-8")
@@ -53,6 +55,8 @@ def check_credentials() -> ClientSettings:
         ) from None
     except UnicodeDecodeError:
         raise EdgedepthError(f"{path}: not a text file; {TOKEN_HELP}") from None
+    if not found and path.exists():
+        raise EdgedepthError(f"{path}: cannot read it (permissions?): {TOKEN_HELP}")
     if not found:
         raise EdgedepthError(f"no Qualcomm AI Hub token ({path} not found): {TOKEN_HELP}")
     api = config["api"] if config.has_section("api") else {}

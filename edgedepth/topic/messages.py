@@ -30,10 +30,29 @@ Transport = Literal["zmq", "zenoh"]
 
 #: Bytes per pixel of each encoding this module writes and reads.
 _PIXEL_TYPES = {"32FC1": "f4", "16UC1": "u2"}
+#: A received header larger than this is refused before it is parsed.
+MAX_HEADER_BYTES = 64 * 1024
+#: Longest text of a :class:`MessageError` (a message is untrusted: what it says is cut).
+MAX_ERROR_CHARS = 240
+#: Largest width or height taken from a message.
+MAX_SIDE = 1 << 20
+
+
+def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` safe to print whatever a sender put in it: control characters escaped, cut to
+    ``limit`` characters."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit * 2])
+    if len(safe) > limit or len(text) > limit * 2:
+        safe = safe[: limit - 1] + "…"
+    return safe
 
 
 class MessageError(ValueError):
-    """A received message is not in the format described in this module."""
+    """A received message is not in the format described in this module (its text is bounded
+    and printable: it may quote what an untrusted sender sent)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(bounded(text))
 
 
 @dataclass(frozen=True)
@@ -174,35 +193,55 @@ def encode_header(header: dict[str, Any]) -> bytes:
 # --- decoding -----------------------------------------------------------------------------------
 
 
+def _integer(value: Any, name: str, low: int = 0, high: int = (1 << 63) - 1) -> int:
+    """An integer field of a received header (not a float, a bool or a string), in range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, not {value!r:.40}")
+    return value
+
+
 def decode(topic: str, header_json: bytes, data: bytes) -> Message:
     """A message from its parts (topic, header JSON, pixel bytes); :class:`MessageError` if they
-    are not in this module's format."""
+    are not in this module's format, whatever they hold (a received message is untrusted)."""
+    if len(header_json) > MAX_HEADER_BYTES:
+        raise MessageError(f"{topic}: a header of {len(header_json)} bytes is not one of ours")
     try:
         fields = json.loads(header_json)
         head = fields["header"]
+        stamp = head["stamp"]
         common = {
             "topic": topic,
-            "seq": int(head["seq"]),
-            "stamp": head["stamp"]["sec"] + head["stamp"]["nanosec"] / 1e9,
+            "seq": _integer(head["seq"], "header.seq"),
+            "stamp": _integer(stamp["sec"], "stamp.sec", -(1 << 31), (1 << 31) - 1)
+            + _integer(stamp["nanosec"], "stamp.nanosec", 0, 999_999_999) / 1e9,
             "frame_id": str(head["frame_id"]),
-            "height": int(fields["height"]),
-            "width": int(fields["width"]),
+            "height": _integer(fields["height"], "height", 0, MAX_SIDE),
+            "width": _integer(fields["width"], "width", 0, MAX_SIDE),
         }
         if fields["type"] == "CameraInfo":
-            info = CameraInfo(**common, k=tuple(float(v) for v in fields["k"]))
-            if len(info.k) != 9 or info.height < 0 or info.width < 0:
-                raise ValueError("k must hold 9 numbers, height and width must be >= 0")
-            return info
+            k = tuple(float(v) for v in fields["k"])
+            if len(k) != 9:
+                raise ValueError(f"k must hold 9 numbers, not {len(k)}")
+            return CameraInfo(**common, k=k)
         message = DepthImage(
             **common,
             encoding=str(fields["encoding"]),
-            step=int(fields["step"]),
+            step=_integer(fields["step"], "step", 0, MAX_SIDE * 8),
             depth_kind=DepthKind(fields["depth_kind"]),
             data=bytes(data),
-            is_bigendian=int(fields.get("is_bigendian", 0)),
+            is_bigendian=_integer(fields.get("is_bigendian", 0), "is_bigendian", 0, 1),
         )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MessageError(f"{topic}: not a depth topic message ({exc!r})") from None
+    except (ValueError, KeyError, TypeError, IndexError, ArithmeticError, RecursionError) as exc:
+        raise MessageError(
+            f"{topic}: not a depth topic message ({type(exc).__name__}: {exc})"
+        ) from None
+    return checked_image(message)
+
+
+def checked_image(message: DepthImage) -> DepthImage:
+    """``message`` if its pixels are what its fields say (encoding, rows of ``step`` bytes,
+    ``height`` of them), else :class:`MessageError`: nothing downstream reads beyond them."""
+    topic = message.topic
     if message.encoding not in _PIXEL_TYPES:
         raise MessageError(f"{topic}: unsupported encoding {message.encoding!r}")
     row_bytes = message.width * np.dtype(_PIXEL_TYPES[message.encoding]).itemsize
@@ -227,7 +266,7 @@ def as_topic_message(
     """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
     rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo`; the depth's ``kind`` when the
     source says it (an MCAP channel's metadata), else from the topic name; None for any other
-    message."""
+    message; :class:`MessageError` for an image whose pixels are not what its fields say."""
     depth = type_name == IMAGE and message.encoding in ("32FC1", "16UC1")
     if type_name != CAMERA_INFO and not depth:
         return None
@@ -240,12 +279,17 @@ def as_topic_message(
         "width": message.width,
     }
     if type_name == CAMERA_INFO:
-        return CameraInfo(**common, k=tuple(float(v) for v in message.k))
-    return DepthImage(
-        **common,
-        encoding=message.encoding,
-        step=message.step,
-        depth_kind=kind if kind is not None else depth_kind_of_topic(topic),
-        data=bytes(message.data),
-        is_bigendian=message.is_bigendian,
+        k = tuple(float(v) for v in message.k)
+        if len(k) != 9:
+            raise MessageError(f"{topic}: CameraInfo k must hold 9 numbers, not {len(k)}")
+        return CameraInfo(**common, k=k)
+    return checked_image(
+        DepthImage(
+            **common,
+            encoding=message.encoding,
+            step=message.step,
+            depth_kind=kind if kind is not None else depth_kind_of_topic(topic),
+            data=bytes(message.data),
+            is_bigendian=message.is_bigendian,
+        )
     )

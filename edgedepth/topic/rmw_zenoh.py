@@ -148,7 +148,7 @@ class Attachment:
 
         try:
             sequence, timestamp, gid = z_deserialize(tuple[Int64, Int64, bytes], ZBytes(data))
-        except ZDeserializeError as exc:
+        except (ZDeserializeError, ValueError, TypeError, OverflowError) as exc:
             raise ValueError(f"not an rmw_zenoh attachment: {exc}") from None
         if len(gid) != GID_SIZE:
             raise ValueError(f"not an rmw_zenoh attachment: GID of {len(gid)} bytes")
@@ -240,8 +240,11 @@ def decode_sample(key_expr: str, payload: bytes, attachment: bytes | None) -> An
     sequence = Attachment.decode(attachment).sequence_number
     try:
         message = decode_cdr(key.type_name, payload)
-    except (ValueError, IndexError, EOFError) as exc:
-        raise ValueError(f"{key.topic}: not a CDR {key.type_name}: {exc!r}") from None
+    except Exception as exc:  # a payload is untrusted: whatever the decoder trips on
+        raise ValueError(
+            f"{key.topic}: not a CDR {key.type_name} ({len(payload)} bytes): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     converted = as_topic_message(key.topic.lstrip("/"), key.type_name, sequence, message)
     if converted is None:
         raise ValueError(f"{key.topic}: {key.type_name} {message.encoding} is not a depth image")

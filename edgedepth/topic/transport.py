@@ -40,12 +40,21 @@ from edgedepth.topic.ros2 import (
     encode_cdr,
     import_cdr_codec,
 )
-from edgedepth.topic.zenoh_session import import_zenoh, open_zenoh, zenoh_error
+from edgedepth.topic.zenoh_session import (
+    ZenohAuth,
+    ZenohTls,
+    import_zenoh,
+    open_zenoh,
+    zenoh_error,
+)
 
 log = logging.getLogger("edgedepth")
 
 #: ZeroMQ: how long close() may still flush queued messages (ms). Never hangs the exit.
 CLOSE_LINGER_MS = 100
+#: ZeroMQ subscribers: a larger message drops the sender's connection (a 4K float32 depth
+#: image is 33 MB).
+MAX_MESSAGE_BYTES = 1 << 30
 
 # --- publishers ---------------------------------------------------------------------------------
 
@@ -110,6 +119,8 @@ class ZmqPublisher:
         except zmq.ZMQError as exc:
             self.socket.close(0)
             raise EdgedepthError(f"endpoint {endpoint}: cannot bind: {exc}") from None
+        #: Where it listens (a port ``*`` resolved).
+        self.bound = self.socket.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
         #: topic prefix → number of subscribers subscribed to it
         self.subscriptions: dict[bytes, int] = {}
 
@@ -180,11 +191,13 @@ class ZenohPublisher:
         domain_id: int = 0,
         node_name: str = "edgedepth",
         clock: StampClock = "media",
+        tls: ZenohTls | None = None,
+        auth: ZenohAuth | None = None,
     ) -> None:
-
         self.zenoh = import_zenoh()
         import_cdr_codec()  # before binding: a missing extra is a one-line error up front
-        self.session = open_zenoh(listen=[endpoint], connect=connect)
+        self.bound = endpoint
+        self.session = open_zenoh([endpoint], connect, tls, auth)
         self.node = RmwZenohNode(self.session, node_name, domain_id=domain_id)
         self.messages = FrameToMessages(
             frame_id=settings.frame_id,
@@ -199,11 +212,9 @@ class ZenohPublisher:
         return self.messages.depth_topic_for(kind)
 
     def subscribers(self, topic: str) -> int:
-
         return int(self.node.publisher(topic, IMAGE).matching)
 
     def publish(self, frame: Frame) -> int:
-
         not_sent = 0
         for message in self.messages(frame):
             try:
@@ -244,6 +255,8 @@ class TopicSubscriber:
         transport: Transport = "zmq",
         queue_size: int = 100,
         domain_id: int = 0,
+        tls: ZenohTls | None = None,
+        auth: ZenohAuth | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.transport = transport
@@ -254,7 +267,7 @@ class TopicSubscriber:
         if transport == "zmq":
             self._open_zmq(endpoint, topics, queue_size)
         elif transport == "zenoh":
-            self._open_zenoh(endpoint, topics, queue_size, domain_id)
+            self._open_zenoh(endpoint, topics, queue_size, domain_id, tls, auth)
         else:
             raise EdgedepthError(f"transport {transport!r}: expected zmq or zenoh")
 
@@ -265,6 +278,8 @@ class TopicSubscriber:
         self._socket = zmq.Context.instance().socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, queue_size)
+        # A larger message (a sender gone wrong) drops its connection instead of the memory.
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         try:
             self._socket.connect(endpoint)
         except zmq.ZMQError as exc:
@@ -274,23 +289,30 @@ class TopicSubscriber:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
 
     def _open_zenoh(
-        self, endpoint: str, topics: list[str], queue_size: int, domain_id: int
+        self,
+        endpoint: str,
+        topics: list[str],
+        queue_size: int,
+        domain_id: int,
+        tls: ZenohTls | None,
+        auth: ZenohAuth | None,
     ) -> None:
-        self._session = open_zenoh(connect=[endpoint])
+        self._session = open_zenoh(connect=[endpoint], tls=tls, auth=auth)
         self._received: queue.Queue[Message | MessageError] = queue.Queue(maxsize=queue_size)
         # "0/a/**" matches topic "a" and everything under it (type and hash are the last chunks).
         keys = sorted({f"{domain_id}/{topic.strip('/')}/**".replace("//", "/") for topic in topics})
         self._subscribers = [self._session.declare_subscriber(key, self._on_sample) for key in keys]
 
     def _on_sample(self, sample: Any) -> None:
-        """Zenoh callback (a zenoh thread): decode and queue, dropping the oldest when full."""
-
-        attachment = sample.attachment.to_bytes() if sample.attachment is not None else None
+        """Zenoh callback (a zenoh thread): decode and queue, dropping the oldest when full.
+        A sample is untrusted: whatever fails in decoding it is queued as one
+        :class:`MessageError` (a raise here would be printed by zenoh, a traceback a sample)."""
         message: Message | MessageError
         try:
+            attachment = sample.attachment.to_bytes() if sample.attachment is not None else None
             message = decode_sample(str(sample.key_expr), sample.payload.to_bytes(), attachment)
-        except (ValueError, EdgedepthError) as exc:
-            message = MessageError(str(exc))
+        except Exception as exc:
+            message = MessageError(str(exc) or type(exc).__name__)
         while True:
             try:
                 self._received.put_nowait(message)

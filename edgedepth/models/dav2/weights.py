@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from edgedepth.api.errors import EdgedepthError
+from edgedepth.runtime.cache import cache_folder
 from edgedepth.runtime.file_identity import content_sha256
+from edgedepth.system.network import unreachable
 
 log = logging.getLogger("edgedepth")
+
+#: How messages name the folder official checkpoints are downloaded into.
+CHECKPOINT_CACHE = "the checkpoint cache"
 
 ModelKind = Literal["relative", "metric"]
 
@@ -108,7 +113,11 @@ def fetch_official(
         return target
     url = official_url(kind, encoder, dataset)
     licence = "Apache-2.0" if encoder == "vits" else "CC-BY-NC-4.0 (non-commercial)"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(target.parent, CHECKPOINT_CACHE)
+    # Said as `edgedepth check` says it (system.network), before anything is written.
+    reason = unreachable(url, timeout=timeout)
+    if reason is not None:
+        raise CheckpointDownloadError(cannot_download(target, url, reason))
     partial = target.with_name(filename + ".partial")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
