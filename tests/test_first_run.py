@@ -69,7 +69,7 @@ def test_sample_offline_runs_random_weights_and_says_so_in_the_terminal_and_on_t
     assert (band.max(axis=2) < 40).mean() > 0.8 and caption_pixels(band, band.shape[0]) > 0.004
     assert (picture[440:480].max(axis=2) < 40).mean() < 0.5  # the picture itself is not covered
     # The README's command works run again: the sample says it replaces its own files.
-    again = run_sample(sample, f"http://127.0.0.1:{closed_port()}", "--set=runtime.max_frames=1")
+    again = run_sample(sample, offline_hub()["HF_ENDPOINT"], "--set=runtime.max_frames=1")
     assert again.returncode == 0, again.stderr
     assert f"wrote {sample.parents[1] / 'sample-depth.mp4'}: 1 frames" in again.stderr
 
