@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.file_identity import content_sha256
-from edgedepth.runtime.int8 import int8_model
+from edgedepth.runtime.int8 import Calibration, int8_model
 from edgedepth.runtime.model_file import ModelFile, is_context_model
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.qnn import no_npu_reason, qnn_has_npu, qnn_target
@@ -66,11 +66,13 @@ class Placement:
         *,
         size: Size | None = None,
         free_dimensions: dict[str, int] | None = None,
+        calibration: Calibration | None = None,
     ) -> ort.InferenceSession:
         """A session for ``model_path``. On qnn the context binary is cached in ``context_dir``
         (default: by the model's content under the cache folder), one per ``size`` when given,
         with ``free_dimensions`` fixing symbolic sizes (the HTP takes static shapes). Under
-        ``auto``, the CPU on ``fallback`` when no QNN session can be built."""
+        ``auto``, the CPU on ``fallback`` when no QNN session can be built. ``calibration``:
+        for an int8 graph made on the CPU."""
         if self.name == "qnn":
             try:
                 return self._qnn_session(model_path, context_dir, size, free_dimensions)
@@ -82,15 +84,20 @@ class Placement:
                 )
                 self.name = "onnx-cpu"
                 model_path = fallback
-        return self.cpu_session(model_path, context_dir)
+        return self.cpu_session(model_path, context_dir, calibration)
 
     def cpu_session(
-        self, model_path: Path, derived_dir: Path | None = None
+        self,
+        model_path: Path,
+        derived_dir: Path | None = None,
+        calibration: Calibration | None = None,
     ) -> ort.InferenceSession:
         """A CPU session for ``model_path`` at the configured precision (an int8 copy made once
-        in ``derived_dir``, by default beside the model's other derived files)."""
+        in ``derived_dir``, by default beside the model's other derived files, calibrated and
+        checked on what ``calibration`` gives)."""
         if self.options.precision == "int8":
-            model_path = int8_model(model_path, derived_dir or self.derived_dir(model_path, "int8"))
+            folder = derived_dir or self.derived_dir(model_path, "int8")
+            model_path = int8_model(model_path, folder, calibration)
         return cpu_session(model_path, self.options.threads)
 
     def _qnn_session(
