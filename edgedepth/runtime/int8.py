@@ -49,6 +49,7 @@ import numpy as np
 import onnxruntime
 
 from edgedepth.api.errors import EdgedepthError
+from edgedepth.engine.progress import long_call
 from edgedepth.runtime.accuracy import compare_depth
 from edgedepth.runtime.sessions import cpu_session
 
@@ -59,14 +60,17 @@ Feeds = dict[str, np.ndarray]
 #: Frames the activation ranges are calibrated on, and other frames the result is checked on.
 CALIBRATION_FRAMES = 8
 CHECK_FRAMES = 4
+#: SmoothQuant's migration strength (how much of an outlier channel moves into the weights).
+ALPHA = 0.75
 #: What the int8 depth must keep against float on the check frames.
 BOUND = {"delta1_agreement": 0.99, "relative_error": 0.02}
 
 #: What the int8 graph is made with (part of its file name: a change makes a new one).
 SETTINGS = {
-    "method": "guarded: dynamic MatMul + calibrated QDQ Conv, else MatMul only",
+    "method": "guarded: MatMul + Conv, else MatMul, else MatMul but attention x V",
     "prepare": "onnxruntime basic optimisations without MatMulAddFusion",
     "matmul": "dynamic, every MatMul, int8 weights per column, uint8 activations per tensor",
+    "equalise": f"LayerNorm outputs feeding MatMuls, per channel, SmoothQuant alpha {ALPHA}",
     "conv": "static QDQ, not on graph inputs, int8 weights per channel, uint8 MinMax",
     "calibration_frames": CALIBRATION_FRAMES,
     "check_frames": CHECK_FRAMES,
@@ -85,9 +89,11 @@ class Calibration:
     depth: Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
-def int8_path(float_model: Path, folder: Path) -> Path:
-    """Where the int8 graph of ``float_model`` is kept in ``folder``."""
-    key = hashlib.sha256(json.dumps(SETTINGS, sort_keys=True).encode()).hexdigest()[:12]
+def int8_path(float_model: Path, folder: Path, bound: dict[str, float] | None = None) -> Path:
+    """Where the int8 graph of ``float_model`` (checked against ``bound``) is kept in
+    ``folder``."""
+    settings = {**SETTINGS, "bound": bound or BOUND}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return folder / f"{float_model.stem}.int8-{key}.onnx"
 
 
@@ -104,8 +110,8 @@ def int8_model(
 ) -> Path:
     """The int8 graph of ``float_model`` (made on first use, in ``folder``). Without
     ``calibration`` only the MatMuls are quantised (nothing to calibrate or check on).
-    ``bound`` replaces :data:`BOUND` (benchmarks; a change does not rename the file)."""
-    target = int8_path(float_model, folder)
+    ``bound`` replaces :data:`BOUND` (e.g. benchmarks of what the check would refuse)."""
+    target = int8_path(float_model, folder, bound)
     if target.exists():
         return target
     try:
@@ -117,8 +123,13 @@ def int8_model(
         ) from None
     log.info("backend: quantising %s to int8 (once; kept as %s)", float_model, target)
     folder.mkdir(parents=True, exist_ok=True)
+    size = float_model.stat().st_size
     try:
-        with _quiet_quantiser(), tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as work:
+        with (
+            long_call("backend: quantising to int8 and checking it", "int8", str(size), size),
+            _quiet_quantiser(),
+            tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as work,
+        ):
             graph, report = _quantise(float_model, Path(work), calibration, bound or BOUND)
             target.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
             os.replace(graph, target)
@@ -169,6 +180,8 @@ def _quantise(
     feeds = calibration.feeds(CALIBRATION_FRAMES + CHECK_FRAMES)
     calibrate, check = feeds[:CALIBRATION_FRAMES], feeds[CALIBRATION_FRAMES:]
     reference = _depths(float_model, check, calibration)
+    report["equalised_norms"] = equalise_norm_outputs(prepared, calibrate, prepared)
+    after_softmax = softmax_products(prepared)
     candidates: list[tuple[str, Callable[[], Path]]] = []
     if convs:
         candidates.append(
@@ -181,6 +194,13 @@ def _quantise(
             )
         )
     candidates.append(("MatMul", lambda: _dynamic_matmuls(prepared, work / "matmul.onnx")))
+    if after_softmax:
+        candidates.append(
+            (
+                "MatMul but attention×V",
+                lambda: _dynamic_matmuls(prepared, work / "no-softmax.onnx", after_softmax),
+            )
+        )
     for name, make in candidates:
         graph = make()
         numbers = compare_depth(_depths(graph, check, calibration), reference)
@@ -231,6 +251,114 @@ def quantizable_convs(model_path: Path) -> list[str]:
     ]
 
 
+def softmax_products(model_path: Path) -> list[str]:
+    """The MatMuls that read a Softmax's output (attention probabilities × values): a power-law
+    distribution that one uint8 scale per tensor serves worst."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    softmax_outputs = {node.output[0] for node in graph.node if node.op_type == "Softmax"}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and softmax_outputs.intersection(node.input)
+    ]
+
+
+def equalise_norm_outputs(model_path: Path, feeds: list[Feeds], out: Path) -> int:
+    """Per-channel smoothing of LayerNorm outputs that feed only MatMuls with constant weights
+    (SmoothQuant, α = 0.5; RepQ-ViT's post-LayerNorm reparameterisation): channel k of the
+    norm's scale and bias is divided by s_k and row k of each weight multiplied by it, with
+    s_k = sqrt(max|x_k| / max|w_k|) over ``feeds``. Exact in float; it tames the few
+    outlier channels of real ViTs (DINOv2) that would otherwise set the one activation scale
+    of every int8 MatMul behind the norm. Returns how many norms were equalised."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {tensor.name for tensor in graph.output}
+    norms = {}
+    for node in graph.node:
+        if node.op_type != "LayerNormalization" or node.output[0] in outputs:
+            continue
+        consumers = readers.get(node.output[0], [])
+        affine = [name for name in node.input[1:3] if name]
+        if (
+            consumers
+            and all(name in constants and len(constants[name].dims) == 1 for name in affine)
+            and all(
+                user.op_type == "MatMul"
+                and user.input[0] == node.output[0]
+                and user.input[1] in constants
+                and list(constants[user.input[1]].dims[:1]) == list(constants[affine[0]].dims)
+                and len(constants[user.input[1]].dims) == 2
+                for user in consumers
+            )
+        ):
+            norms[node.output[0]] = (node, consumers)
+    if not norms:
+        return 0
+    peaks = _channel_peaks(model, list(norms), feeds)
+    for tensor_name, (node, consumers) in norms.items():
+        weights = [numpy_helper.to_array(constants[user.input[1]]) for user in consumers]
+        weight_peak = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+        scale = (peaks[tensor_name] ** ALPHA) / np.maximum(weight_peak, 1e-12) ** (1 - ALPHA)
+        scale = np.where((peaks[tensor_name] > 0) & (weight_peak > 0), scale, 1.0)
+        scale = np.clip(scale, 1e-4, 1e4).astype(np.float32)
+        for index, name in enumerate(node.input[1:3], start=1):
+            if name:
+                node.input[index] = _add_constant(
+                    graph,
+                    f"{name}.equalised.{node.name}",
+                    numpy_helper.to_array(constants[name]) / scale,
+                )
+        for user, weight in zip(consumers, weights, strict=True):
+            user.input[1] = _add_constant(
+                graph, f"{user.input[1]}.equalised.{user.name}", weight * scale[:, None]
+            )
+    used = {name for node in graph.node for name in node.input}
+    unused = [tensor for tensor in graph.initializer if tensor.name not in used]
+    for tensor in unused:
+        graph.initializer.remove(tensor)
+    onnx.save(model, str(out))
+    return len(norms)
+
+
+def _channel_peaks(model, tensor_names: list[str], feeds: list[Feeds]) -> dict[str, np.ndarray]:
+    """max |x| per last-axis channel of each named tensor over ``feeds``."""
+    import onnx
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        for name in tensor_names
+    )
+    session = onnxruntime.InferenceSession(
+        probe.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    peaks: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        for name, value in zip(tensor_names, session.run(tensor_names, feed), strict=True):
+            peak = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            peaks[name] = peak if name not in peaks else np.maximum(peaks[name], peak)
+    return peaks
+
+
+def _add_constant(graph, name: str, value: np.ndarray) -> str:
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
+    return name
+
+
 class _Frames:
     """ONNX Runtime's CalibrationDataReader over a list of feeds."""
 
@@ -263,7 +391,7 @@ def _static_convs(source: Path, convs: list[str], feeds: list[Feeds], out: Path)
     return out
 
 
-def _dynamic_matmuls(source: Path, out: Path) -> Path:
+def _dynamic_matmuls(source: Path, out: Path, float_nodes: list[str] | None = None) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -271,6 +399,7 @@ def _dynamic_matmuls(source: Path, out: Path) -> Path:
         source,
         out,
         op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=float_nodes or [],
         per_channel=True,
         weight_type=QuantType.QInt8,
         extra_options={
