@@ -1,36 +1,40 @@
 """int8 graphs for ONNX Runtime's CPU (``backend.precision: int8`` on onnx-cpu), for any ONNX
 model: made once beside the float graph, checked against it, and reused.
 
-The scheme (measured on a 2-core AMD EPYC with AVX-512 VNNI, ViT-S DepthAnythingV2, random
-weights, ONNX Runtime 1.32; ``bench/int8.py``, op times from ONNX Runtime's profile):
+How (each step measured by ONNX Runtime's op profile on a 2-core AMD EPYC with AVX-512 VNNI,
+ViT-S DepthAnythingV2 with random weights, ONNX Runtime 1.32; numbers in bench/RESULTS.md):
 
-1. The graph is prepared by ONNX Runtime's basic optimisations (constants folded, Identity
-   chains removed; ``MatMul + Add`` left unfused so the quantiser sees every MatMul).
-2. Every MatMul (the linears and both attention products) is quantised dynamically: int8
-   weights per output column, uint8 activations scaled per tensor on every run. ONNX Runtime
-   runs it as ``DynamicQuantizeMatMul`` on its VNNI int8 GEMM: the MatMul work took 2.4× less
-   time than float's ``Gemm`` + ``MatMul`` at 350². Static (calibrated) MatMul QDQ did not
-   pay: with per-channel weights ONNX Runtime 1.32 does not fuse it (it dequantised the weights
-   on every run and ran float Gemm), and its default output quantisation turned Softmax into
-   ``QLinearSoftmax``, 7× slower than float Softmax and less exact.
-3. Convolutions (not those that read a graph input: a ViT's patch embedding alone cost 3.7 %
-   relative error) are quantised statically in QDQ form with int8 weights per output channel
-   and uint8 activations calibrated (MinMax) on frames the backend's own model makes from the
-   synthetic scene. ONNX Runtime fuses them into ``QLinearConv`` (ReLU folded in): the DPT
-   head's convolutions took ~5× less time than float (51 vs 274 ms at 350²), which makes the
-   whole graph about 2.1× float instead of 1.56× with int8 MatMuls alone.
-4. The result is checked against float on other synthetic frames (δ1 and relative L2 error
-   of the depth, :data:`BOUND`). If the convolutions break the bound, the graph keeps them
-   float (int8 MatMuls only) and says so; if that too breaks it, it is kept with a warning.
-   Random ViT-S weights need this fallback: int8 convolutions cost them 3 % relative error and
-   δ1 0.973 (the depth's near-zero pixels), against 0.3 % and 0.998 for int8 MatMuls alone.
+1. Prepare: ONNX Runtime's basic optimisations (constants folded, Identity chains removed),
+   ``MatMul + Add`` left unfused so that the quantiser sees every MatMul.
+2. Equalise: where a LayerNorm feeds only MatMuls with constant weights, its outputs are
+   smoothed per channel (SmoothQuant, α = 0.75; exact in float): real DINOv2 weights have a
+   few outlier channels there, which would otherwise set the one activation scale of the int8
+   MatMuls behind the norm. With two channels 30× the rest (tiny ViT) the int8 MatMuls' error
+   went 9.2 % → 4.5 %; with random ViT-S weights (no outliers) it changes nothing (0.7 %).
+3. MatMuls, all of them (the linears and both attention products): dynamic, int8 weights per
+   output column, uint8 activations scaled per tensor on every run. ONNX Runtime runs them as
+   ``DynamicQuantizeMatMul`` on its VNNI int8 GEMM: 2.4× less time than float's Gemm + MatMul
+   at 350². Static (calibrated) MatMul QDQ did not pay: ONNX Runtime 1.32 does not fuse it with
+   per-channel weights (it dequantised the weights on every run and ran float Gemm), and its
+   output quantisation turned Softmax into ``QLinearSoftmax``, 7× slower than float Softmax.
+4. Convolutions but the first layer (the one reading the graph's input through no weighted
+   layer: a ViT's patch embedding, 3.7 % error on its own): static QDQ, int8 weights per output
+   channel, uint8 activations calibrated (MinMax) on frames the backend's own model makes from
+   the synthetic scene. ONNX Runtime fuses them into ``QLinearConv`` (ReLU folded in): the DPT
+   head's convolutions took ~5× less time than in float (51 vs 274 ms at 350²).
+5. Check: the depth against float on other synthetic frames, against :data:`BOUND` (δ1 ≥ 0.99,
+   relative L2 error ≤ 2 %). The first candidate that keeps it is kept: MatMul + Conv, then
+   MatMul only, then MatMul but attention × V (post-softmax probabilities, the distribution one
+   uint8 scale serves worst); if none does, the last is kept with a warning. The numbers are
+   kept beside the graph (``<graph>.json``) and logged.
 
-Softmax, LayerNorm, GELU and the residual adds stay float. Real DINOv2 weights have large
-outlier activations (a few channels, a few tokens) that random weights lack: per-column
-weights and per-run activation scales follow them, and the check against float runs on the
-user's own weights when the graph is made. The numbers of that check are kept beside the graph
-(``<graph>.json``) and logged. ``ConvInteger`` (dynamic convolutions) was no faster than float;
-4/8-bit ``MatMulNBits`` is for weight-only LLM decoding, slower than float here.
+What that gives on random ViT-S weights: int8 convolutions cost 3 % relative error and
+δ1 0.97 (the depth's near-zero pixels), so the check keeps int8 MatMuls only: ~1.5× float at
+0.7 % error, δ1 0.995. With the convolutions too it would be ~2× (bench/int8.py measures both).
+Softmax, LayerNorm, GELU and the residual adds stay float. ``ConvInteger`` (dynamic
+convolutions) and ``QLinearSoftmax`` were slower than float; 4/8-bit ``MatMulNBits`` is for
+weight-only LLM decoding. Real weights are checked on the user's own weights when the graph is
+made: the check runs the user's model.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ SETTINGS = {
     "prepare": "onnxruntime basic optimisations without MatMulAddFusion",
     "matmul": "dynamic, every MatMul, int8 weights per column, uint8 activations per tensor",
     "equalise": f"LayerNorm outputs feeding MatMuls, per channel, SmoothQuant alpha {ALPHA}",
-    "conv": "static QDQ, not on graph inputs, int8 weights per channel, uint8 MinMax",
+    "conv": "static QDQ, not the first layers, int8 weights per channel, uint8 MinMax",
     "calibration_frames": CALIBRATION_FRAMES,
     "check_frames": CHECK_FRAMES,
     "bound": BOUND,
@@ -235,20 +239,27 @@ def prepare(float_model: Path, out: Path) -> Path:
 
 
 def quantizable_convs(model_path: Path) -> list[str]:
-    """The 2-D Conv nodes with constant weights that do not read a graph input."""
+    """The 2-D Conv nodes with constant weights, but the first layers: those whose input comes
+    from the graph's inputs through no weighted layer (a stem or patch embedding, which the
+    whole network amplifies; often after normalisation in the graph)."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     constants = {tensor.name: tensor for tensor in graph.initializer}
-    inputs = {tensor.name for tensor in graph.input}
-    return [
-        node.name
-        for node in graph.node
-        if node.op_type == "Conv"
-        and node.input[0] not in inputs
-        and node.input[1] in constants
-        and len(constants[node.input[1]].dims) == 4
-    ]
+    weighted_ops = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+    after_weights: set[str] = set()  # tensors computed through at least one weighted layer
+    chosen = []
+    for node in graph.node:  # ONNX graphs are topologically sorted
+        if node.op_type in weighted_ops or after_weights.intersection(node.input):
+            after_weights.update(node.output)
+        if (
+            node.op_type == "Conv"
+            and node.input[0] in after_weights
+            and node.input[1] in constants
+            and len(constants[node.input[1]].dims) == 4
+        ):
+            chosen.append(node.name)
+    return chosen
 
 
 def softmax_products(model_path: Path) -> list[str]:
