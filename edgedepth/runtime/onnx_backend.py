@@ -214,7 +214,7 @@ class OnnxBackend:
         if self.signature is None and (ready.is_context_model or not self.placement.on_htp):
             # The HTP loads a context model as it is; the CPU takes every size of a model with
             # symbolic sizes: one session either way.
-            calibration = self._calibration(size, fallback, ready.manifest)
+            calibration = self.calibration(size, fallback, ready.manifest)
             if ready.is_context_model and self.placement.on_htp:
                 session = self.placement.open(ready.path, None, fallback, calibration=calibration)
             else:
@@ -239,7 +239,7 @@ class OnnxBackend:
             fallback,
             size=size if free else None,
             free_dimensions=free,
-            calibration=self._calibration(size, fallback, ready.manifest),
+            calibration=self.calibration(size, fallback, ready.manifest),
         )
         if not self.placement.on_htp or not free:  # auto fell back to the CPU, or a fixed size
             self._single = session
@@ -264,7 +264,7 @@ class OnnxBackend:
             )
         folder, manifest = cached_export(builder, size, htp, self.cache_dir)
         graph = folder / "model.onnx"
-        calibration = self._calibration(size, graph, manifest)
+        calibration = self.calibration(size, graph, manifest)
         session = self.placement.open(graph, folder, graph, calibration=calibration)
         if self.signature is None:
             self._bind(session, manifest, folder / "model.onnx")
@@ -279,7 +279,7 @@ class OnnxBackend:
         if bind is not None:
             bind(self.signature)
 
-    def _calibration(
+    def calibration(
         self, size: Size, float_graph: Path | None, manifest: Manifest
     ) -> Calibration | None:
         """What an int8 graph of ``float_graph`` (None: there is none) is calibrated and checked
