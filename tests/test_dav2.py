@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -324,6 +326,12 @@ def test_int8_on_the_cpu_is_close_to_float_and_cached(tmp_path, write_config, ti
     int8_depth = [np.load(tmp_path / "int8" / f"{index:06d}.npy") for index in range(3)]
     numbers = compare_depth(int8_depth, reference)
     assert 0 < numbers["relative_error"] <= 0.02 and numbers["delta1_agreement"] >= 0.99, numbers
+    # The README's comparison command says the same.
+    compared = subprocess.run(
+        [sys.executable, "-m", "edgedepth.runtime.accuracy", "out", "int8"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"δ1 agreement {100 * numbers['delta1_agreement']:.2f}% over 3 frames" in compared.stdout
     result = run_edgedepth("run", "--config", str(write_config(config)))
     assert result.returncode == 0 and "quantising" not in result.stderr
     assert quantised.stat().st_mtime_ns == stamp  # reused, not made again

@@ -1,11 +1,20 @@
 """How close a depth map from a compiled, quantised or on-device graph is to the float
-reference: the numbers ``precision: int8`` checks and ``edgedepth deploy`` reports."""
+reference: the numbers ``precision: int8`` checks and ``edgedepth deploy`` reports.
+
+As a command, two folders of depth maps (``.npy``, e.g. from the npy sink) compared by name::
+
+    python -m edgedepth.runtime.accuracy FLOAT_DIR OTHER_DIR
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from edgedepth.api.errors import EdgedepthError
 
 
 def compare_depth(
@@ -28,3 +37,40 @@ def compare_depth(
         "max_abs_error": float(np.abs(got - want).max()),
         "delta1_agreement": float(np.mean((ratio < 1.25) & both_positive | (got == want))),
     }
+
+
+def format_comparison(label: str, numbers: dict[str, float]) -> str:
+    return (
+        f"{label}: relative error {numbers['relative_error']:.3e}, max abs error "
+        f"{numbers['max_abs_error']:.3e}, δ1 agreement {100 * numbers['delta1_agreement']:.2f}% "
+        f"over {numbers['frames']} frames"
+    )
+
+
+def compare_folders(reference: Path, candidate: Path) -> dict[str, float]:
+    """:func:`compare_depth` over the ``.npy`` files of ``reference`` and their namesakes in
+    ``candidate``."""
+    names = sorted(path.name for path in reference.glob("*.npy"))
+    if not names:
+        raise EdgedepthError(f"{reference}: no .npy files")
+    missing = [name for name in names if not (candidate / name).is_file()]
+    if missing:
+        raise EdgedepthError(f"{candidate}: no {missing[0]} (of {len(names)} in {reference})")
+    return compare_depth(
+        [np.load(candidate / name) for name in names], [np.load(reference / name) for name in names]
+    )
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m edgedepth.runtime.accuracy FLOAT_DIR OTHER_DIR")
+    reference, candidate = (Path(arg) for arg in argv)
+    try:
+        numbers = compare_folders(reference, candidate)
+    except EdgedepthError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(format_comparison(f"{candidate} vs {reference}", numbers))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
