@@ -130,9 +130,10 @@ def int8_model(
     log.info("backend: quantising %s to int8 (once; kept as %s)", float_model, target)
     folder.mkdir(parents=True, exist_ok=True)
     size = float_model.stat().st_size
+    what = f"{float_model.name}:{size}"
     try:
         with (
-            long_call("backend: quantising to int8 and checking it", "int8", str(size), size),
+            long_call("backend: quantising to int8 and checking it", "int8", what, size),
             _quiet_quantiser(),
             tempfile.TemporaryDirectory(dir=folder, prefix=".int8-") as work,
         ):
@@ -174,8 +175,9 @@ def _log_report(report: dict) -> None:
 def _quantise(
     float_model: Path, work: Path, calibration: Calibration | None, bound: dict[str, float]
 ) -> tuple[Path, dict]:
-    """The int8 graph (in ``work``) and its report: MatMul + Conv when that keeps ``bound``,
-    else MatMul only."""
+    """The int8 graph (in ``work``) and its report: the first candidate whose depth keeps
+    ``bound`` against float on the check frames (MatMul + Conv, MatMul, MatMul but attention ×
+    V), else the last."""
     prepared = prepare(float_model, work / "prepared.onnx")
     convs = quantizable_convs(prepared)
     report: dict = {"settings": SETTINGS, "bound": bound, "candidates": {}}
