@@ -58,7 +58,7 @@ def save_weights(official: Path, work: Path) -> Path:
     with torch.no_grad():  # keep the relative head's final ReLU mostly active
         model.depth_head.scratch.output_conv2[2].bias.fill_(1.0)
     checkpoint = work / "checkpoints" / "depth_anything_v2_vits.pth"
-    checkpoint.parent.mkdir()
+    checkpoint.parent.mkdir(exist_ok=True)
     torch.save(model.state_dict(), checkpoint)
     return checkpoint
 
