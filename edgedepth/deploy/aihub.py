@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.deploy.artifact import Feeds
-from edgedepth.deploy.compare import compare_depth, format_comparison
 from edgedepth.engine.progress import long_call
+from edgedepth.runtime.accuracy import compare_depth, format_comparison
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.model_file import is_context_model
 from edgedepth.runtime.onnx_backend import DepthModel

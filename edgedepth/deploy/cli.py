@@ -23,8 +23,8 @@ from edgedepth.deploy.artifact import (
     sample_frames,
     with_source,
 )
-from edgedepth.deploy.compare import format_comparison
 from edgedepth.engine.config import PluginSection
+from edgedepth.runtime.accuracy import format_comparison
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.options import QNN_PRESETS, QnnOptions
 from edgedepth.runtime.sessions import cpu_session

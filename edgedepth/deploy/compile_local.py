@@ -13,8 +13,8 @@ import numpy as np
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.deploy.artifact import Feeds, depth_maps
-from edgedepth.deploy.compare import compare_depth
 from edgedepth.engine.progress import steps
+from edgedepth.runtime.accuracy import compare_depth
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.onnx_backend import DepthModel
 from edgedepth.runtime.options import QnnOptions

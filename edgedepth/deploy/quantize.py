@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 from edgedepth.deploy.artifact import Feeds, depth_maps
-from edgedepth.deploy.compare import compare_depth
 from edgedepth.engine.progress import steps
+from edgedepth.runtime.accuracy import compare_depth
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.onnx_backend import DepthModel
 from edgedepth.runtime.sessions import cpu_session

@@ -184,3 +184,12 @@ class SyntheticScene:
             grid_lines = np.any(np.abs(((points[on_box] - box.lower) / 0.25) % 1 - 0.5) > 0.46, 1)
             color[on_box] = box.color * (1.0 - 0.35 * grid_lines[:, None])
         return color * lambert[:, None]
+
+
+def sample_images(height: int, width: int, count: int) -> list[np.ndarray]:
+    """``count`` views of the scene from around the orbit (each from another side), rendered at
+    height×width as a backend is given frames: float32 RGB on the 0–255 scale. What a model is
+    calibrated and checked on when no frames of the user's are at hand."""
+    scene = SyntheticScene(seed=0, width=width, height=height, motion="orbit")
+    full_turn = round(2 * math.pi / ORBIT_SPEED * scene.fps)
+    return [scene.render(i * full_turn // count)[0].astype(np.float32) for i in range(count)]

@@ -43,6 +43,7 @@ import onnxruntime as ort
 from edgedepth.api.errors import ConfigError, EdgedepthError
 from edgedepth.api.frame import DepthKind
 from edgedepth.api.stages import BuildContext
+from edgedepth.media.synthetic_scene import sample_images
 from edgedepth.runtime.cache import check_cache_folder
 from edgedepth.runtime.exports import (
     GRAPH_CACHE,
@@ -51,7 +52,7 @@ from edgedepth.runtime.exports import (
     export_folder,
     is_exported,
 )
-from edgedepth.runtime.int8 import INT8_CACHE, int8_path
+from edgedepth.runtime.int8 import INT8_CACHE, Calibration, int8_path
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
@@ -219,10 +220,13 @@ class OnnxBackend:
         if self.signature is None and (ready.is_context_model or not self.placement.on_htp):
             # The HTP loads a context model as it is; the CPU takes every size of a model with
             # symbolic sizes: one session either way.
+            calibration = self.calibration(size, fallback, ready.manifest)
             if ready.is_context_model and self.placement.on_htp:
-                session = self.placement.open(ready.path, fallback=fallback, is_context=True)
+                session = self.placement.open(
+                    ready.path, None, fallback, is_context=True, calibration=calibration
+                )
             else:
-                session = self.placement.cpu_session(ready.for_cpu())
+                session = self.placement.cpu_session(ready.for_cpu(), calibration=calibration)
             path = ready.path if self.placement.on_htp else ready.for_cpu()
             self._bind(session, ready.manifest, path)
             self._check_size(size, first)
@@ -238,7 +242,12 @@ class OnnxBackend:
                 "backend: new input size %d×%d: compiling a graph of that size for the HTP", *size
             )
         session = self.placement.open(
-            ready.path, None, fallback, size=size if free else None, free_dimensions=free
+            ready.path,
+            None,
+            fallback,
+            size=size if free else None,
+            free_dimensions=free,
+            calibration=self.calibration(size, fallback, ready.manifest),
         )
         if not self.placement.on_htp or not free:  # auto fell back to the CPU, or a fixed size
             self._single = session
@@ -262,7 +271,9 @@ class OnnxBackend:
                 else "",
             )
         folder, manifest = cached_export(builder, size, htp, self.cache_dir)
-        session = self.placement.open(folder / "model.onnx", folder, folder / "model.onnx")
+        graph = folder / "model.onnx"
+        calibration = self.calibration(size, graph, manifest)
+        session = self.placement.open(graph, folder, graph, calibration=calibration)
         if self.signature is None:
             self._bind(session, manifest, folder / "model.onnx")
         self._take_manifest(manifest)
@@ -275,6 +286,22 @@ class OnnxBackend:
         bind = getattr(self.model, "bind", None)
         if bind is not None:
             bind(self.signature)
+
+    def calibration(
+        self, size: Size, float_graph: Path | None, manifest: Manifest
+    ) -> Calibration | None:
+        """What an int8 graph of ``float_graph`` (None: there is none) is calibrated and checked
+        on: views of the synthetic scene at the input size, through the model's own ``inputs``
+        and ``depth`` (the model bound to the float graph first, if it is not yet)."""
+        if float_graph is None:
+            return None
+
+        def feeds(count: int) -> list[dict[str, np.ndarray]]:
+            if self.signature is None:
+                self._bind(cpu_session(float_graph, threads=1), manifest, float_graph)
+            return [self.model.inputs(image) for image in sample_images(*size, count)]
+
+        return Calibration(feeds, self.model.depth)
 
     def _take_manifest(self, manifest: Manifest) -> None:
         """What a graph's manifest says of its depth overrides the model's guess."""

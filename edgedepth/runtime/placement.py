@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.file_identity import content_sha256
-from edgedepth.runtime.int8 import int8_model, int8_path
+from edgedepth.runtime.int8 import Calibration, int8_model, int8_path
 from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.qnn import no_npu_reason, qnn_has_npu, qnn_target
@@ -67,12 +67,13 @@ class Placement:
         size: Size | None = None,
         free_dimensions: dict[str, int] | None = None,
         is_context: bool = False,
+        calibration: Calibration | None = None,
     ) -> ort.InferenceSession:
         """A session for ``model_path`` (``is_context``: an EPContext model, loaded as it is).
         On qnn the context binary is cached in ``context_dir`` (default: by the model's content
         under the cache folder), one per ``size`` when given, with ``free_dimensions`` fixing
         symbolic sizes (the HTP takes static shapes). Under ``auto``, the CPU on ``fallback``
-        when no QNN session can be built."""
+        when no QNN session can be built. ``calibration``: for an int8 graph made on the CPU."""
         if self.name == "qnn":
             try:
                 return self._qnn_session(model_path, context_dir, size, free_dimensions, is_context)
@@ -84,18 +85,22 @@ class Placement:
                 )
                 self.name = "onnx-cpu"
                 model_path = fallback
-        return self.cpu_session(model_path, context_dir)
+        return self.cpu_session(model_path, context_dir, calibration)
 
     def cpu_session(
-        self, model_path: Path, derived_dir: Path | None = None
+        self,
+        model_path: Path,
+        derived_dir: Path | None = None,
+        calibration: Calibration | None = None,
     ) -> ort.InferenceSession:
         """A CPU session for ``model_path`` at the configured precision (an int8 copy made once
-        in ``derived_dir``, by default beside the model's other derived files)."""
+        in ``derived_dir``, by default beside the model's other derived files, calibrated and
+        checked on what ``calibration`` gives)."""
         if self.options.precision != "int8":
             return cpu_session(model_path, self.options.threads)
         folder = derived_dir or self.derived_dir(model_path, "int8")
         cached = int8_path(model_path, folder).exists()
-        quantised = int8_model(model_path, folder)
+        quantised = int8_model(model_path, folder, calibration)
         try:
             return cpu_session(quantised, self.options.threads)
         except EdgedepthError as unreadable:
@@ -104,7 +109,7 @@ class Placement:
             # A cached graph damaged on disk (a killed copy, a bad sector): made again, once.
             log.warning("warning: backend: %s; quantising again", unreadable)
             quantised.unlink(missing_ok=True)
-            return cpu_session(int8_model(model_path, folder), self.options.threads)
+            return cpu_session(int8_model(model_path, folder, calibration), self.options.threads)
 
     def _qnn_session(
         self,
