@@ -26,7 +26,14 @@ from edgedepth.topic.rmw_zenoh import (
     publisher_token,
     topic_key_expr,
 )
-from edgedepth.topic.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
+from edgedepth.topic.ros2 import (
+    CAMERA_INFO,
+    IMAGE,
+    TYPE_HASHES,
+    encode_cdr,
+    to_millimetres,
+    to_rep117_metres,
+)
 from tests.conftest import run_edgedepth, synthetic_config
 
 zenoh = pytest.importorskip("zenoh")  # edgedepth[zenoh]
@@ -154,7 +161,7 @@ def test_ros2_subscriber_receives_every_frame(tmp_path, write_config, encoding):
         sinks=[
             {"type": "topic", "transport": "zenoh", "endpoint": endpoint, "encoding": encoding,
              "topic": "robot/depth/image", "camera_info": INTRINSICS, "domain_id": domain_id,
-             "frame_id": "cam", "wait_for_subscribers": 1},
+             "frame_id": "cam", "wait_for_subscribers": 1, "stamp": "media"},
             {"type": "npy", "dir": "out"},
         ],
     )  # fmt: skip
@@ -203,7 +210,9 @@ def test_ros2_subscriber_receives_every_frame(tmp_path, write_config, encoding):
         assert (message.height, message.width, message.encoding) == (48, 64, encoding)
         produced = np.load(tmp_path / "out" / f"{index:06d}.npy")
         if encoding == "32FC1":
-            assert np.array_equal(message.data.view("<f4").reshape(48, 64), produced)
+            assert np.array_equal(
+                message.data.view("<f4").reshape(48, 64), to_rep117_metres(produced), equal_nan=True
+            )
         else:
             assert np.array_equal(
                 message.data.view("<u2").reshape(48, 64), to_millimetres(produced)
@@ -220,7 +229,7 @@ def test_topic_echo_decodes_rmw_zenoh(tmp_path, write_config):
         source={"type": "synthetic", "frames": 3, "width": 32, "height": 24},
         backend={"type": "sleepy"},
         sinks=[{"type": "topic", "transport": "zenoh", "endpoint": endpoint,
-                "wait_for_subscribers": 1}],
+                "wait_for_subscribers": 1, "stamp": "media"}],
     )  # fmt: skip
     echo = subprocess.Popen(
         [sys.executable, "-m", "edgedepth", "topic", "echo", endpoint, "--transport", "zenoh",
@@ -236,7 +245,8 @@ def test_topic_echo_decodes_rmw_zenoh(tmp_path, write_config):
     lines = out.splitlines()
     assert lines[0].startswith("depth/camera_info seq=1 stamp=0.000 32x24 CameraInfo")
     assert lines[1].startswith(
-        "depth/relative_disparity seq=1 stamp=0.000 32x24 32FC1 3072 B relative-disparity range="
+        "depth/relative_disparity seq=1 stamp=0.000 32x24 relative_disparity_32FC1 3072 B "
+        "relative-disparity range="
     )
     assert [line.split(" ")[:2] for line in lines[2::2]] == [
         ["depth/camera_info", "seq=2"], ["depth/camera_info", "seq=3"]
