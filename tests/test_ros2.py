@@ -19,6 +19,7 @@ from edgedepth.topic.ros2 import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,
+    POINT_CLOUD2,
     TYPE_HASHES,
     FrameToMessages,
     encode_cdr,
@@ -62,7 +63,7 @@ def frame(index: int = 3, height: int = 6, width: int = 8, kind=DepthKind.METRIC
 # --- messages -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("type_name", [IMAGE, COMPRESSED_IMAGE, CAMERA_INFO])
+@pytest.mark.parametrize("type_name", [IMAGE, COMPRESSED_IMAGE, CAMERA_INFO, POINT_CLOUD2])
 def test_type_hashes_are_those_of_the_definitions(type_name):
     """rosbags hashes our schema text (REP-2011) to our constant, and to the hash of its own
     copy of the Jazzy and Kilted definitions."""

@@ -17,9 +17,11 @@ import zmq
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind
+from edgedepth.plugins.topic_sink import describe
 from edgedepth.topic import (
     CameraInfo,
     DepthImage,
+    PointCloud,
     TopicSubscriber,
     decode,
     encode_header,
@@ -329,3 +331,38 @@ def test_port_in_use_is_a_one_line_error(tmp_path, write_config, transport):
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     print(line)
     assert f"endpoint {endpoint}" in line and "already in use" in line.lower()
+
+
+def test_point_clouds_on_zeromq(tmp_path, write_config):
+    """``points: true`` on ZeroMQ: the subscriber gets the cloud of each depth image (the
+    back-projection with the camera_info intrinsics, NaN where the depth is invalid), and
+    ``topic echo`` says its valid points and bounds."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    frames = 3
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "frames": frames, "width": 32, "height": 24},
+        backend=METRIC,
+        sinks=[{"type": "topic", "endpoint": endpoint, "points": True, "camera_info": INTRINSICS,
+                "wait_for_subscribers": 1, "high_water_mark": frames}],
+    )  # fmt: skip
+    run = start_edgedepth("run", "--config", str(write_config(config)))
+    with TopicSubscriber(endpoint) as subscriber:
+        messages = collect(subscriber, 3 * frames)
+    assert run.wait(60) == 0, run.stderr.read()
+    images = [m for m in messages if isinstance(m, DepthImage)]
+    clouds = [m for m in messages if isinstance(m, PointCloud)]
+    assert [m.seq for m in clouds] == [m.seq for m in images] == list(range(frames))
+    for image, cloud in zip(images, clouds, strict=True):
+        assert (cloud.topic, cloud.stamp, cloud.height, cloud.width) == (
+            "depth/points", image.stamp, 24, 32,
+        )  # fmt: skip
+        z = image.meters
+        v, u = np.mgrid[0:24, 0:32]
+        expected = np.stack([(u - 32.0) * z / 50.0, (v - 24.0) * z / 51.0, z], axis=-1)
+        assert np.allclose(cloud.xyz, expected, atol=1e-6, equal_nan=True)
+        assert cloud.rgb is None and set(cloud.fields) == {"x", "y", "z"}
+    line = describe(clouds[0])
+    assert line.startswith("depth/points seq=0 ") and " 32x24 PointCloud2 x y z " in line
+    valid = int(np.isfinite(images[0].meters).sum())
+    assert f" {valid}/768 valid points x=" in line

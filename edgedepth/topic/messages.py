@@ -244,6 +244,13 @@ def _integer(value: Any, name: str, low: int = 0, high: int = (1 << 63) - 1) -> 
     return value
 
 
+def _flag(value: Any, name: str) -> bool:
+    """A boolean field of a received header (true or false, nothing else)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r:.40}")
+    return value
+
+
 def decode(topic: str, header_json: bytes, data: bytes) -> Message:
     """A message from its parts (topic, header JSON, pixel bytes); :class:`MessageError` if they
     are not in this module's format, whatever they hold (a received message is untrusted)."""
@@ -274,9 +281,9 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
                     fields=point_fields(fields["fields"]),
                     point_step=_integer(fields["point_step"], "point_step", 1, 1 << 16),
                     data=bytes(data),
-                    is_dense=bool(fields["is_dense"]),
+                    is_dense=_flag(fields["is_dense"], "is_dense"),
                 ),
-                _integer(fields["is_bigendian"], "is_bigendian", 0, 1),
+                _flag(fields["is_bigendian"], "is_bigendian"),
                 _integer(fields["row_step"], "row_step", 0, MAX_SIDE << 16),
             )
         message = DepthImage(
@@ -316,7 +323,7 @@ def point_fields(fields: Any) -> dict[str, int]:
     return offsets
 
 
-def checked_points(cloud: PointCloud, is_bigendian: int, row_step: int) -> PointCloud:
+def checked_points(cloud: PointCloud, is_bigendian: bool, row_step: int) -> PointCloud:
     """``cloud`` if its bytes hold what its fields say (little endian, rows of ``row_step`` =
     width × point_step bytes, fields inside a point), else :class:`MessageError`."""
     topic = cloud.topic
@@ -394,7 +401,7 @@ def as_topic_message(
             data=bytes(message.data),
             is_dense=bool(message.is_dense),
         )
-        return checked_points(cloud, int(message.is_bigendian), message.row_step)
+        return checked_points(cloud, bool(message.is_bigendian), message.row_step)
     named = depth_kind_of_encoding(message.encoding)
     return checked_image(
         DepthImage(

@@ -471,6 +471,11 @@ class FrameToMessages:
             add(topic, IMAGE, fields, topic)
         if self.points:
             depth = frame_points_check(frame, self.points_key)
+            if self.depth_encoding == "16UC1":
+                # The points of the depth image as published (millimetres, 0 beyond 65.535 m),
+                # as depth_image_proc would make them from it.
+                millimetres = to_millimetres(depth)
+                depth = np.where(millimetres > 0, millimetres * np.float32(0.001), np.nan)
             if camera is None:
                 raise EdgedepthError(
                     f"{self.points_key}: frame {frame.index} has no camera intrinsics: set "
