@@ -115,8 +115,10 @@ def pack_pointcloud2(
     backproject(depth, camera, out=buffer)
     if rgb is None:
         return XYZ_FIELDS, step, buffer.tobytes()
+    # The rgb float's bits are 0x00RRGGBB: its little-endian bytes are b, g, r, 0.
     colour = buffer.view(np.uint8).reshape(height, width, step)
-    colour[..., _RGB_OFFSET : _RGB_OFFSET + 3] = rgb[..., ::-1]  # b, g, r in little endian
+    for channel in range(3):  # one byte plane at a time: faster than a reversed 3-byte copy
+        colour[..., _RGB_OFFSET + 2 - channel] = rgb[..., channel]
     return XYZRGB_FIELDS, step, buffer.tobytes()
 
 
@@ -187,18 +189,16 @@ PLY_VERTEX = np.dtype(
 def ply_bytes(depth: np.ndarray, camera: Intrinsics, rgb: np.ndarray, comment: str = "") -> bytes:
     """A binary little-endian PLY of the valid points of ``depth`` (x, y, z float32 metres;
     red, green, blue uchar from ``rgb``, H×W×3 uint8 at the depth's size), in pixel order."""
-    points = backproject(depth, camera)
-    keep = valid_depth(np.asarray(depth, dtype=np.float32)).ravel()
-    vertices = np.empty(int(keep.sum()), dtype=PLY_VERTEX)
-    xyz = points.reshape(-1, 3)[keep]
-    colours = rgb.reshape(-1, 3)[keep]
-    for index, axis in enumerate("xyz"):
-        vertices[axis] = xyz[:, index]
-    for index, channel in enumerate(("red", "green", "blue")):
-        vertices[channel] = colours[:, index]
+    depth = np.asarray(depth, dtype=np.float32)
+    keep = np.flatnonzero(valid_depth(depth))
+    # Packed vertices of 15 bytes: x, y, z as float32 bytes, then the colour bytes.
+    vertices = np.empty((len(keep), PLY_VERTEX.itemsize), dtype=np.uint8)
+    xyz = backproject(depth, camera).reshape(-1, 3)[keep]
+    vertices[:, :12] = xyz.view(np.uint8).reshape(len(keep), 12)
+    vertices[:, 12:] = rgb.reshape(-1, 3)[keep]
     lines = ["ply", "format binary_little_endian 1.0"]
     lines += [f"comment {line}" for line in comment.splitlines() if line]
-    lines += [f"element vertex {len(vertices)}"]
+    lines += [f"element vertex {len(keep)}"]
     lines += [f"property float {axis}" for axis in "xyz"]
     lines += [f"property uchar {channel}" for channel in ("red", "green", "blue")]
     lines += ["end_header", ""]
