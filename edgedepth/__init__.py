@@ -3,11 +3,12 @@
 Everything a plugin author needs is importable from here: :data:`hookimpl`, the option helpers
 (:class:`StrictModel`, :data:`InputPath`, :data:`OutputPath`, :data:`OutputDir`,
 :data:`ConfigPath`; :class:`WritesFiles` for a stage that writes files: the ``existing``
-policy), what a factory is given (:class:`BuildContext`, :class:`SourceInfo`), the
-data (:class:`Frame`, :class:`DepthKind`), :class:`StopPipeline` and the errors. The stage
-contracts (what a factory returns) are the Protocols in :mod:`edgedepth.api.stages`; the hooks
-are in :mod:`edgedepth.api.hookspecs`. A backend that runs an ONNX model gets the NPU, int8,
-per-size graphs and deploy from :mod:`edgedepth.runtime.onnx_backend`.
+policy), what a factory is given (:class:`BuildContext`, :class:`SourceInfo`), the data
+(:class:`Frame`, :class:`DepthKind`, :class:`Intrinsics`), :class:`StopPipeline` and the
+errors. The stage contracts (what a factory returns) are the Protocols in
+:mod:`edgedepth.api.stages`; the hooks are in :mod:`edgedepth.api.hookspecs`. A backend that
+runs an ONNX model gets the NPU, int8, per-size graphs and deploy from
+:mod:`edgedepth.runtime.onnx_backend`.
 
 The house, one folder per layer; arrows point down (a layer imports only the layers below it;
 ``plugins/``, ``deploy/`` and ``bench/`` use the layers, nothing imports a plugin):
@@ -26,13 +27,14 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
   generic backend a model plugin fills in);
 - ``models/dav2/`` — DepthAnythingV2: ``network``, ``checkpoint``, ``weights``, ``loading``,
   ``graph``, ``export``, ``layouts`` (ready ONNX files);
-- ``media/`` — ``imageops`` (every resize), ``colorize``, ``recording`` (mp4 and lossless
-  depth), ``cameras`` (every camera API's listing, ``device:`` resolution), ``mediafoundation``
+- ``media/`` — ``imageops`` (every resize), ``colorize``, ``pointcloud`` (metric depth
+  back-projected: PointCloud2 and PLY packings), ``recording`` (mp4 and lossless depth),
+  ``cameras`` (every camera API's listing, ``device:`` resolution), ``mediafoundation``
   (Windows cameras through WinRT), ``pixel_formats`` (camera frames to RGB),
   ``synthetic_scene``;
 - ``topic/`` — depth topics (ZeroMQ, zenoh/rmw_zenoh), ``ros2`` messages in CDR,
-  ``mcap_recording``, ``endpoints`` (who can reach a bound topic), ``zenoh_session`` (TLS,
-  user/password);
+  ``mcap_recording``, ``rosbag2`` (the QoS and metadata rosbag2 reads in an MCAP),
+  ``endpoints`` (who can reach a bound topic), ``zenoh_session`` (TLS, user/password);
 - ``evaluation/`` — ``metrics``, ``scoring``, ``lpcvc_io`` (LPCVC 2025 Track 3);
 - ``system/`` — ``host``, ``network``, ``aihub_config``, ``doctor``: what this machine offers;
   ``console`` (output that survives any code page);
@@ -49,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgedepth.api.errors import ConfigError, EdgedepthError, PluginError
-    from edgedepth.api.frame import DepthKind, Frame
+    from edgedepth.api.frame import DepthKind, Frame, Intrinsics
     from edgedepth.api.hookspecs import Register, hookimpl
     from edgedepth.api.options import ConfigPath, InputPath, OutputDir, OutputPath, StrictModel
     from edgedepth.api.outputs import Existing, WritesFiles
@@ -63,6 +65,7 @@ _API = {
     "PluginError": "edgedepth.api.errors",
     "DepthKind": "edgedepth.api.frame",
     "Frame": "edgedepth.api.frame",
+    "Intrinsics": "edgedepth.api.frame",
     "Register": "edgedepth.api.hookspecs",
     "hookimpl": "edgedepth.api.hookspecs",
     "ConfigPath": "edgedepth.api.options",
@@ -98,6 +101,7 @@ __all__ = [
     "Existing",
     "Frame",
     "InputPath",
+    "Intrinsics",
     "OutputDir",
     "OutputPath",
     "PluginError",

@@ -26,7 +26,15 @@ from edgedepth.topic.rmw_zenoh import (
     publisher_token,
     topic_key_expr,
 )
-from edgedepth.topic.ros2 import CAMERA_INFO, IMAGE, TYPE_HASHES, encode_cdr, to_millimetres
+from edgedepth.topic.ros2 import (
+    CAMERA_INFO,
+    IMAGE,
+    POINT_CLOUD2,
+    TYPE_HASHES,
+    encode_cdr,
+    to_millimetres,
+    to_rep117_metres,
+)
 from tests.conftest import run_edgedepth, synthetic_config
 
 zenoh = pytest.importorskip("zenoh")  # edgedepth[zenoh]
@@ -154,7 +162,7 @@ def test_ros2_subscriber_receives_every_frame(tmp_path, write_config, encoding):
         sinks=[
             {"type": "topic", "transport": "zenoh", "endpoint": endpoint, "encoding": encoding,
              "topic": "robot/depth/image", "camera_info": INTRINSICS, "domain_id": domain_id,
-             "frame_id": "cam", "wait_for_subscribers": 1},
+             "frame_id": "cam", "wait_for_subscribers": 1, "stamp": "media"},
             {"type": "npy", "dir": "out"},
         ],
     )  # fmt: skip
@@ -203,7 +211,9 @@ def test_ros2_subscriber_receives_every_frame(tmp_path, write_config, encoding):
         assert (message.height, message.width, message.encoding) == (48, 64, encoding)
         produced = np.load(tmp_path / "out" / f"{index:06d}.npy")
         if encoding == "32FC1":
-            assert np.array_equal(message.data.view("<f4").reshape(48, 64), produced)
+            assert np.array_equal(
+                message.data.view("<f4").reshape(48, 64), to_rep117_metres(produced), equal_nan=True
+            )
         else:
             assert np.array_equal(
                 message.data.view("<u2").reshape(48, 64), to_millimetres(produced)
@@ -220,7 +230,7 @@ def test_topic_echo_decodes_rmw_zenoh(tmp_path, write_config):
         source={"type": "synthetic", "frames": 3, "width": 32, "height": 24},
         backend={"type": "sleepy"},
         sinks=[{"type": "topic", "transport": "zenoh", "endpoint": endpoint,
-                "wait_for_subscribers": 1}],
+                "wait_for_subscribers": 1, "stamp": "media"}],
     )  # fmt: skip
     echo = subprocess.Popen(
         [sys.executable, "-m", "edgedepth", "topic", "echo", endpoint, "--transport", "zenoh",
@@ -236,7 +246,8 @@ def test_topic_echo_decodes_rmw_zenoh(tmp_path, write_config):
     lines = out.splitlines()
     assert lines[0].startswith("depth/camera_info seq=1 stamp=0.000 32x24 CameraInfo")
     assert lines[1].startswith(
-        "depth/relative_disparity seq=1 stamp=0.000 32x24 32FC1 3072 B relative-disparity range="
+        "depth/relative_disparity seq=1 stamp=0.000 32x24 relative_disparity_32FC1 3072 B "
+        "relative-disparity range="
     )
     assert [line.split(" ")[:2] for line in lines[2::2]] == [
         ["depth/camera_info", "seq=2"], ["depth/camera_info", "seq=3"]
@@ -249,3 +260,102 @@ def test_zenoh_topic_names_must_be_ros_names(tmp_path, write_config):
     result = run_edgedepth("check", "--config", str(config))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "not a ROS 2 topic name" in result.stderr
+
+
+def test_ros2_subscriber_deserialises_point_clouds(tmp_path, write_config):
+    """``points: true``: a subscriber on the PointCloud2 key expression (as rmw_zenoh declares
+    it) gets depth_image_proc's organized cloud of each depth image; rosbags decodes it."""
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    image_key = topic_key_expr(0, "depth/image", IMAGE)
+    points_key = topic_key_expr(0, "depth/points", POINT_CLOUD2)
+    assert points_key == (
+        "0/depth/points/sensor_msgs::msg::dds_::PointCloud2_/"
+        "RIHS01_9198cabf7da3796ae6fe19c4cb3bdd3525492988c70522628af5daa124bae2b5"
+    )  # the hash rosbags computes for Jazzy's and Kilted's PointCloud2 (test_pointcloud.py)
+    frames = 4
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "frames": frames, "width": 32, "height": 24},
+        backend=METRIC,
+        sinks=[{"type": "topic", "transport": "zenoh", "endpoint": endpoint, "points": True,
+                "points_rgb": True, "camera_info": INTRINSICS, "wait_for_subscribers": 1}],
+    )  # fmt: skip
+    started = time.time()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "edgedepth", "run", "--config", str(write_config(config))],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ROS_DOMAIN_ID": "0"},
+    )
+    listener = RosSideListener(endpoint, [image_key, points_key], 0)
+    try:
+        deadline = time.monotonic() + 60
+        while listener.count(points_key) < frames and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.wait(60) == 0, run.stderr.read()
+    finally:
+        listener.close()
+    images, clouds = listener.samples[image_key], listener.samples[points_key]
+    assert len(images) == len(clouds) == frames
+    for (image_payload, _, _), (payload, attachment, _) in zip(images, clouds, strict=True):
+        cloud = JAZZY.deserialize_cdr(payload, POINT_CLOUD2)  # rosbags' own CDR decoder
+        depth = JAZZY.deserialize_cdr(image_payload, IMAGE)
+        assert parse_attachment(attachment)[0] >= 1
+        assert cloud.header == depth.header
+        assert started - 1 < cloud.header.stamp.sec + cloud.header.stamp.nanosec / 1e9 < time.time()
+        assert (cloud.height, cloud.width, cloud.point_step, cloud.is_dense) == (24, 32, 32, False)
+        assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
+        xyz = cloud.data.view(np.uint8).reshape(24, 32, 32)[..., :12].copy().view("<f4")
+        z = depth.data.view("<f4").reshape(24, 32)
+        v, u = np.mgrid[0:24, 0:32]
+        expected = np.stack([(u - 32.0) * z / 50.0, (v - 24.0) * z / 51.0, z], axis=-1)
+        assert np.allclose(xyz.reshape(24, 32, 3), expected, atol=1e-3, equal_nan=True)
+
+
+def test_a_connect_nothing_answers_is_a_warning_then_an_error(tmp_path, write_config):
+    """A router that is down: a warning at start, a one-line error at the end (exit 1), and
+    ``check`` fails on it."""
+    refused = f"tcp/127.0.0.1:{free_port()}"  # nothing listens there
+    config = write_config(
+        synthetic_config(
+            tmp_path,
+            source={"type": "synthetic", "frames": 2, "width": 32, "height": 24},
+            sinks=[
+                {
+                    "type": "topic",
+                    "transport": "zenoh",
+                    "connect": [refused],
+                    "endpoint": f"tcp/127.0.0.1:{free_port()}",
+                }
+            ],
+        )
+    )
+    run = run_edgedepth("run", "--config", str(config))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"warning: topic: connect {refused}: not connected after 3 s" in run.stderr
+    assert (
+        f"connect {refused}: never connected: nothing there received the frames"
+        in (run.stderr.strip().splitlines()[-1])
+    )
+    check = run_edgedepth("check", "--config", str(config))
+    assert check.returncode == 1, check.stderr
+    assert f"sinks[0]: connect {refused}: never connected" in check.stderr.strip().splitlines()[-1]
+
+
+def test_a_connect_that_answers_is_quiet(tmp_path, write_config):
+    """The same run connecting to a zenoh peer that listens (what a router is to it) ends well,
+    with no warning."""
+    router_endpoint = f"tcp/127.0.0.1:{free_port()}"
+    router = open_zenoh([router_endpoint])
+    try:
+        config = synthetic_config(
+            tmp_path,
+            source={"type": "synthetic", "frames": 2, "width": 32, "height": 24},
+            sinks=[{"type": "topic", "transport": "zenoh", "connect": [router_endpoint],
+                    "endpoint": f"tcp/127.0.0.1:{free_port()}"}],
+        )  # fmt: skip
+        run = run_edgedepth("run", "--config", str(write_config(config)))
+    finally:
+        router.close()
+    assert run.returncode == 0, run.stderr
+    assert "connect" not in run.stderr

@@ -12,19 +12,21 @@ import numpy as np
 import pytest
 
 from edgedepth.api.errors import EdgedepthError
-from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.frame import DepthKind, Frame, Intrinsics
 from edgedepth.media.synthetic_scene import SyntheticScene
 from edgedepth.topic.mcap_recording import import_mcap, read_mcap
 from edgedepth.topic.ros2 import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,
+    POINT_CLOUD2,
     TYPE_HASHES,
     FrameToMessages,
     encode_cdr,
     import_cdr_codec,
     schema_text,
     to_millimetres,
+    to_rep117_metres,
 )
 from tests.conftest import POSIX_SIGNALS, killed_run, run_edgedepth, synthetic_config
 
@@ -54,14 +56,14 @@ def frame(index: int = 3, height: int = 6, width: int = 8, kind=DepthKind.METRIC
         captured_at=time.perf_counter(),
         depth=depth,
         depth_kind=kind,
-        extras={"intrinsics": np.array([[50.0, 0.0, 4.0], [0.0, 51.0, 3.0], [0.0, 0.0, 1.0]])},
+        intrinsics=Intrinsics(50.0, 51.0, 4.0, 3.0),
     )
 
 
 # --- messages -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("type_name", [IMAGE, COMPRESSED_IMAGE, CAMERA_INFO])
+@pytest.mark.parametrize("type_name", [IMAGE, COMPRESSED_IMAGE, CAMERA_INFO, POINT_CLOUD2])
 def test_type_hashes_are_those_of_the_definitions(type_name):
     """rosbags hashes our schema text (REP-2011) to our constant, and to the hash of its own
     copy of the Jazzy and Kilted definitions."""
@@ -75,7 +77,7 @@ def test_cdr_is_byte_identical_to_rosbags(encoding):
     """Each message of a frame: rosbags decodes our CDR to the exact values, and its own encoder
     produces the same bytes."""
     source = frame()
-    messages = FrameToMessages(rgb="raw", depth_encoding=encoding)(source)
+    messages = FrameToMessages(rgb="raw", depth_encoding=encoding, clock="media")(source)
     assert [(m.topic, m.type_name) for m in messages] == [
         ("camera/camera_info", CAMERA_INFO), ("camera/image_raw", IMAGE),
         ("depth/camera_info", CAMERA_INFO), ("depth/image", IMAGE),
@@ -91,7 +93,8 @@ def test_cdr_is_byte_identical_to_rosbags(encoding):
     assert (depth.height, depth.width, depth.encoding, depth.is_bigendian) == (6, 8, encoding, 0)
     if encoding == "32FC1":
         pixels = depth.data.view("<f4").reshape(6, 8)
-        assert np.array_equal(pixels, source.depth, equal_nan=True)  # metres, bit-exact
+        assert np.isnan(pixels[0, :3]).all()  # REP-117: NaN = no measurement (not -1, not 0)
+        assert np.array_equal(pixels[1:], source.depth[1:])  # metres, bit-exact
         assert depth.step == 32
     else:
         pixels = depth.data.view("<u2").reshape(6, 8)
@@ -108,33 +111,50 @@ def test_cdr_is_byte_identical_to_rosbags(encoding):
     assert (info.height, info.width, info.distortion_model) == (6, 8, "plumb_bob")
 
 
-def test_relative_depth_is_32fc1_on_a_topic_named_for_its_kind():
-    for kind, topic in ((DepthKind.RELATIVE_DISPARITY, "depth/relative_disparity"),
-                        (DepthKind.RELATIVE_DEPTH, "depth/relative_depth")):  # fmt: skip
+def test_relative_depth_is_named_by_its_encoding_whatever_the_topic():
+    """Relative depth: float32 pixels under an encoding that names its kind, on a topic named
+    for its kind (or any other); ``relative_encoding: 32FC1`` keeps the plain encoding."""
+    for kind, topic, encoding in (
+        (DepthKind.RELATIVE_DISPARITY, "depth/relative_disparity", "relative_disparity_32FC1"),
+        (DepthKind.RELATIVE_DEPTH, "depth/relative_depth", "relative_depth_32FC1"),
+    ):
         (message,) = FrameToMessages(camera_info=False, depth_encoding="16UC1")(frame(kind=kind))
-        assert (message.topic, message.fields["encoding"]) == (topic, "32FC1")
+        assert (message.topic, message.fields["encoding"]) == (topic, encoding)
+        assert message.fields["step"] == 8 * 4  # float32, whatever depth_encoding says
     custom = FrameToMessages(camera_info=False, relative_topic="mono/inverse_depth")
-    assert custom(frame(kind=DepthKind.RELATIVE_DEPTH))[0].topic == "mono/inverse_depth"
+    (message,) = custom(frame(kind=DepthKind.RELATIVE_DEPTH))
+    assert (message.topic, message.fields["encoding"]) == (
+        "mono/inverse_depth",
+        "relative_depth_32FC1",
+    )
+    plain = FrameToMessages(camera_info=False, relative_encoding="32FC1")
+    assert plain(frame(kind=DepthKind.RELATIVE_DEPTH))[0].fields["encoding"] == "32FC1"
 
 
 # --- MCAP recordings ----------------------------------------------------------------------------
 
 CASES = {
     # name: (backend, sink options, depth topic, rgb topic)
-    "metric-32FC1-raw": (METRIC, {"depth_encoding": "32FC1"}, "/depth/image", "/camera/image_raw"),
+    "metric-32FC1-raw": (
+        METRIC,
+        {"depth_encoding": "32FC1", "stamp": "media"},
+        "/depth/image",
+        "/camera/image_raw",
+    ),
     "metric-16UC1-jpeg": (
         METRIC,
         {
             "depth_encoding": "16UC1",
             "rgb": "jpeg",
             "intrinsics": {"fx": 40, "fy": 41, "cx": 31.5, "cy": 23.5},
+            "stamp": "media",
         },
         "/depth/image",
         "/camera/image_raw/compressed",
     ),
     "relative": (
         {"type": "sleepy"},
-        {"depth_encoding": "16UC1"},
+        {"depth_encoding": "16UC1", "stamp": "media"},
         "/depth/relative_disparity",
         "/camera/image_raw",
     ),
@@ -156,7 +176,7 @@ def test_mcap_recording_reads_back_with_rosbags(tmp_path, write_config, case):
     assert result.returncode == 0, result.stderr
     scene = SyntheticScene(seed=0, width=64, height=48, fps=fps, motion="orbit")
     given = options.get("intrinsics")
-    k = scene.K if given is None else np.array(
+    k = scene.intrinsics.matrix if given is None else np.array(
         [[given["fx"], 0, given["cx"]], [0, given["fy"], given["cy"]], [0, 0, 1]]
     )  # fmt: skip
 
@@ -186,8 +206,13 @@ def test_mcap_recording_reads_back_with_rosbags(tmp_path, write_config, case):
             assert np.array_equal(
                 message.data.view("<u2").reshape(48, 64), to_millimetres(produced)
             )
-        else:
-            assert message.encoding == "32FC1"  # relative depth too, whatever depth_encoding says
+        elif depth_topic == "/depth/image":
+            assert message.encoding == "32FC1"
+            assert np.array_equal(
+                message.data.view("<f4").reshape(48, 64), to_rep117_metres(produced), equal_nan=True
+            )
+        else:  # relative depth: float32 whatever depth_encoding says, its kind in the encoding
+            assert message.encoding == "relative_disparity_32FC1"
             assert np.array_equal(message.data.view("<f4").reshape(48, 64), produced)
     for info in received["/depth/camera_info"] + received["/camera/camera_info"]:
         assert np.allclose(info.k.reshape(3, 3), k, rtol=0, atol=1e-12)
@@ -281,7 +306,11 @@ def test_recording_survives_sigkill(tmp_path, write_config):
     for index, recorded in enumerate(depth):
         message = JAZZY.deserialize_cdr(recorded.data, IMAGE)  # rosbags, on the raw bytes
         produced_depth = np.load(tmp_path / "out" / f"{index:06d}.npy")
-        assert np.array_equal(message.data.view("<f4").reshape(64, 96), produced_depth)
+        assert np.array_equal(
+            message.data.view("<f4").reshape(64, 96),
+            to_rep117_metres(produced_depth),
+            equal_nan=True,
+        )
 
 
 def test_topic_echo_prints_a_recording(tmp_path, write_config):
@@ -289,7 +318,15 @@ def test_topic_echo_prints_a_recording(tmp_path, write_config):
         tmp_path,
         source={"type": "synthetic", "frames": 3, "width": 32, "height": 24},
         backend=METRIC,
-        sinks=[{"type": "mcap", "path": "r.mcap", "rgb": "jpeg", "camera_info": False}],
+        sinks=[
+            {
+                "type": "mcap",
+                "path": "r.mcap",
+                "rgb": "jpeg",
+                "camera_info": False,
+                "stamp": "media",
+            }
+        ],
     )
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     result = run_edgedepth("topic", "echo", str(tmp_path / "r.mcap"))

@@ -17,9 +17,11 @@ import zmq
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind
+from edgedepth.plugins.topic_sink import describe
 from edgedepth.topic import (
     CameraInfo,
     DepthImage,
+    PointCloud,
     TopicSubscriber,
     decode,
     encode_header,
@@ -65,8 +67,9 @@ def test_encode_decode_round_trip_and_rep118_millimetres():
     assert (header["height"], header["width"], header["step"]) == (2, 3, 6)
     message = decode("depth/image", encode_header(header), data)
     assert isinstance(message, DepthImage) and message.stamp == 12.5
-    # Rounded to the millimetre, 0 = no measurement (NaN, negative), clamped to 65535.
-    assert message.depth.tolist() == [[1, 1234, 65535], [0, 0, 0]]
+    # Rounded to the millimetre; 0 = no measurement (NaN, negative, and 70 m: beyond 65.535 m,
+    # never clamped to a valid 65535).
+    assert message.depth.tolist() == [[1, 1234, 0], [0, 0, 0]]
     assert message.meters[0, 1] == pytest.approx(1.234)
     with pytest.raises(EdgedepthError, match="16UC1"):
         encode_image(depth, DepthKind.RELATIVE_DISPARITY, 0.0, 0, encoding="16UC1")
@@ -77,6 +80,9 @@ CASES = {
     "metric-16UC1": (METRIC, "16UC1", "depth/image", DepthKind.METRIC_METERS),
     "relative": ({"type": "sleepy"}, "32FC1", "depth/relative", DepthKind.RELATIVE_DISPARITY),
 }
+#: The encoding each case is published with (relative depth names its kind).
+SENT_ENCODINGS = {"metric-32FC1": "32FC1", "metric-16UC1": "16UC1",
+                  "relative": "relative_disparity_32FC1"}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -91,7 +97,7 @@ def test_subscriber_receives_every_frame(tmp_path, write_config, case):
         sinks=[
             # A queue as long as the run: every frame reaches a subscriber even on a busy machine.
             {"type": "topic", "endpoint": endpoint, "encoding": encoding, "camera_info": INTRINSICS,
-             "wait_for_subscribers": 1, "high_water_mark": frames},
+             "wait_for_subscribers": 1, "high_water_mark": frames, "stamp": "media"},
             {"type": "npy", "dir": "out"},
         ],
     )  # fmt: skip
@@ -108,14 +114,19 @@ def test_subscriber_receives_every_frame(tmp_path, write_config, case):
     assert np.allclose(infos[0].matrix, [[50, 0, 32], [0, 51, 24], [0, 0, 1]])
     assert (infos[0].height, infos[0].width) == (48, 64)
     for message in images:
-        assert (message.height, message.width, message.encoding) == (48, 64, encoding)
+        assert (message.height, message.width) == (48, 64)
+        assert message.encoding == SENT_ENCODINGS[case]
         assert message.step == 64 * (4 if encoding == "32FC1" else 2)
         assert message.frame_id == "camera" and message.depth_kind is kind
         assert message.stamp == pytest.approx(message.seq / 25, abs=1e-6)
         produced = np.load(tmp_path / "out" / f"{message.seq:06d}.npy")
         if kind is DepthKind.METRIC_METERS:
             tolerance = 0.0 if encoding == "32FC1" else 0.0005 + 1e-6
-            assert np.abs(message.meters - produced).max() <= tolerance
+            valid = produced > 0  # elsewhere: NaN (32FC1) or 0 (16UC1), no measurement
+            assert np.abs(message.meters - produced)[valid].max() <= tolerance
+            assert (np.isnan if encoding == "32FC1" else np.logical_not)(
+                message.meters[~valid]
+            ).all()
         else:
             assert np.array_equal(message.depth, produced)
             with pytest.raises(ValueError, match="not metres"):
@@ -207,7 +218,7 @@ def test_topic_echo_prints_headers_then_exits(tmp_path, write_config):
         source={"type": "synthetic", "frames": 3, "width": 32, "height": 24},
         backend=METRIC,
         sinks=[{"type": "topic", "endpoint": endpoint, "wait_for_subscribers": 1,
-                "high_water_mark": 3}],
+                "high_water_mark": 3, "stamp": "media"}],
     )  # fmt: skip
     assert run_edgedepth("run", "--config", str(write_config(config))).returncode == 0
     out, err = echo.communicate(timeout=60)
@@ -277,7 +288,7 @@ def test_zenoh_transport_round_trip(tmp_path, write_config):
         backend=METRIC,
         sinks=[
             {"type": "topic", "transport": "zenoh", "endpoint": endpoint, "encoding": "16UC1",
-             "camera_info": INTRINSICS, "wait_for_subscribers": 1},
+             "camera_info": INTRINSICS, "wait_for_subscribers": 1, "stamp": "media"},
             {"type": "npy", "dir": "out"},
         ],
     )  # fmt: skip
@@ -320,3 +331,38 @@ def test_port_in_use_is_a_one_line_error(tmp_path, write_config, transport):
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     print(line)
     assert f"endpoint {endpoint}" in line and "already in use" in line.lower()
+
+
+def test_point_clouds_on_zeromq(tmp_path, write_config):
+    """``points: true`` on ZeroMQ: the subscriber gets the cloud of each depth image (the
+    back-projection with the camera_info intrinsics, NaN where the depth is invalid), and
+    ``topic echo`` says its valid points and bounds."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    frames = 3
+    config = synthetic_config(
+        tmp_path,
+        source={"type": "synthetic", "frames": frames, "width": 32, "height": 24},
+        backend=METRIC,
+        sinks=[{"type": "topic", "endpoint": endpoint, "points": True, "camera_info": INTRINSICS,
+                "wait_for_subscribers": 1, "high_water_mark": frames}],
+    )  # fmt: skip
+    run = start_edgedepth("run", "--config", str(write_config(config)))
+    with TopicSubscriber(endpoint) as subscriber:
+        messages = collect(subscriber, 3 * frames)
+    assert run.wait(60) == 0, run.stderr.read()
+    images = [m for m in messages if isinstance(m, DepthImage)]
+    clouds = [m for m in messages if isinstance(m, PointCloud)]
+    assert [m.seq for m in clouds] == [m.seq for m in images] == list(range(frames))
+    for image, cloud in zip(images, clouds, strict=True):
+        assert (cloud.topic, cloud.stamp, cloud.height, cloud.width) == (
+            "depth/points", image.stamp, 24, 32,
+        )  # fmt: skip
+        z = image.meters
+        v, u = np.mgrid[0:24, 0:32]
+        expected = np.stack([(u - 32.0) * z / 50.0, (v - 24.0) * z / 51.0, z], axis=-1)
+        assert np.allclose(cloud.xyz, expected, atol=1e-6, equal_nan=True)
+        assert cloud.rgb is None and set(cloud.fields) == {"x", "y", "z"}
+    line = describe(clouds[0])
+    assert line.startswith("depth/points seq=0 ") and " 32x24 PointCloud2 x y z " in line
+    valid = int(np.isfinite(images[0].meters).sum())
+    assert f" {valid}/768 valid points x=" in line

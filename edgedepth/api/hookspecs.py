@@ -31,6 +31,8 @@ hookimpl = pluggy.HookimplMarker("edgedepth")
 Factory = Callable[[Any, Any], Any]
 #: ``check(options, context)``, run by ``edgedepth check`` once the source is open
 #: (``context.input_size`` known): raise an ``EdgedepthError`` for what the run would fail on.
+#: A backend's check also says what its depth will mean (``context.depth_kind``), so that the
+#: sinks' checks refuse what needs metres (point clouds) as the run would.
 Checker = Callable[[Any, Any], None]
 
 

@@ -1,6 +1,7 @@
 """Option types for plugins: :class:`StrictModel` (unknown keys are errors) and paths made
 relative to the config file and checked (:data:`InputPath`, :data:`OutputPath`,
-:data:`OutputDir`, :data:`ConfigPath`)."""
+:data:`OutputDir`, :data:`ConfigPath`); :class:`CameraIntrinsics` and :data:`HorizontalFov`, the
+camera options of stages that make points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import typing
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from edgedepth.api.frame import Intrinsics
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
@@ -103,3 +106,26 @@ class StrictModel(BaseModel):
     and in the JSON schema."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class CameraIntrinsics(StrictModel):
+    """Pinhole intrinsics of the captured frames, in pixels (OpenCV/ROS convention: the centre
+    of the top-left pixel is at 0, 0; what a calibration or ``CameraInfo.k`` gives)."""
+
+    fx: float = Field(gt=0)
+    """Focal length along x."""
+    fy: float = Field(gt=0)
+    """Focal length along y."""
+    cx: float
+    """Principal point, x."""
+    cy: float
+    """Principal point, y."""
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        """As the frames carry them (:class:`edgedepth.Intrinsics`)."""
+        return Intrinsics(self.fx, self.fy, self.cx, self.cy)
+
+
+#: A horizontal field of view in degrees, for cameras that report no intrinsics.
+HorizontalFov = Annotated[float, Field(gt=0, lt=180)]

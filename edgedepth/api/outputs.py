@@ -21,11 +21,13 @@ it was given with :func:`claim_output`.
 from __future__ import annotations
 
 import logging
+import string
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import BinaryIO, ClassVar, Literal, get_args
 
+from edgedepth.api.errors import EdgedepthError, write_error
 from edgedepth.api.options import StrictModel
 
 log = logging.getLogger("edgedepth")
@@ -133,3 +135,74 @@ class WritesFiles(StrictModel):
         replace (default: the file, or a folder's entries). Override for an output of several
         files (segments) or a folder shared with other files."""
         return existing_files(path)
+
+
+# --- a folder of one file per frame --------------------------------------------------------------
+
+#: The fields a per-frame file name may use.
+FRAME_NAME_FIELDS = ("index", "timestamp")
+
+
+def frame_file_name(name: str, suffix: str) -> str:
+    """``name`` if it is a template of one file per frame ending in ``suffix``: ``{index}``
+    (required) and ``{timestamp}`` with format specs; ValueError saying what is wrong."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(name) if field}
+    except ValueError as exc:
+        raise ValueError(f"{name!r} is not a valid file name template: {exc}") from None
+    unknown = sorted(fields - set(FRAME_NAME_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"{name!r}: unknown field {{{unknown[0]}}} (known: "
+            + ", ".join(f"{{{field}}}" for field in FRAME_NAME_FIELDS)
+            + ")"
+        )
+    if "index" not in fields:
+        raise ValueError(f"{name!r} has no {{index}}: every frame would overwrite one file")
+    try:
+        name.format(index=0, timestamp=0.0)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name!r}: {exc}") from None
+    if not name.endswith(suffix):
+        raise ValueError(f"{name!r}: the name must end in {suffix}")
+    return name
+
+
+class FrameFolder:
+    """The folder of a sink that writes one ``*SUFFIX`` file per frame: created, emptied of
+    its ``*SUFFIX`` files with ``existing: clear`` (``refuse`` and ``new-name`` were applied
+    before the run), cleared of the ``.partial`` files a killed run left; each file written
+    under a temporary name and renamed, so an interrupted run or a full disk never leaves half
+    a file. ``what`` names the sink in messages."""
+
+    def __init__(self, folder: Path, suffix: str, existing: str, what: str) -> None:
+        self.folder, self.suffix, self.what = folder, suffix, what
+        #: Files written.
+        self.written = 0
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgedepthError(f"dir: cannot create {folder}: {exc.strerror}") from None
+        stale = sorted(folder.glob(f"*{suffix}"))
+        if stale and existing == "clear":
+            for path in stale:
+                path.unlink()
+            log.info("%s: deleted %d old %s file(s) in %s", what, len(stale), suffix, folder)
+        for partial in folder.glob(f"*{suffix}.partial"):
+            partial.unlink()
+
+    def write(self, name: str, write: Callable[[BinaryIO], object]) -> Path:
+        """Write the file ``name`` with ``write(file)``; a one-line error naming it."""
+        path = self.folder / name
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as file:
+                write(file)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise EdgedepthError(
+                f"{write_error(path, exc)} ({self.written} frames written before)"
+            ) from None
+        partial.replace(path)
+        self.written += 1
+        return path

@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.frame import DepthKind, Frame, Intrinsics
 
 RunMode = Literal["live", "file"]
 
@@ -46,6 +46,9 @@ class SourceInfo:
     live: bool
     frame_count: int | None = None
     description: str = ""
+    #: The camera's intrinsics at ``width``×``height``, when the source knows them before the
+    #: first frame (each frame carries its own in ``Frame.intrinsics``).
+    intrinsics: Intrinsics | None = None
 
 
 @dataclass
@@ -64,6 +67,11 @@ class BuildContext:
     #: ``0..max_depth``): sinks size their recordings by it. Set once the backend is built,
     #: from the backend's optional ``depth_range`` attribute.
     depth_range: tuple[float, float] | None = None
+    #: What the depth reaching the sinks will mean, when it is known before the first frame:
+    #: the backend's ``depth_kind``, then each postprocessor's optional
+    #: ``depth_kind_after(kind)`` (``normalize`` makes metres relative). Sinks that need metres
+    #: (point clouds) refuse relative depth here, before the run.
+    depth_kind: DepthKind | None = None
     #: Set when the run is asked to stop (end of a failed run, Ctrl-C, SIGTERM, ``q``): wait on
     #: it (``context.stop_requested.wait(seconds)``) instead of sleeping.
     stop_requested: threading.Event = field(default_factory=threading.Event)
@@ -118,6 +126,10 @@ class Backend(Protocol):
 
 @runtime_checkable
 class Postprocessor(Protocol):
+    """Optional: ``depth_kind_after(kind: DepthKind) -> DepthKind``, what :meth:`process` makes
+    of depth of ``kind`` (when it changes it), read before the run
+    (:attr:`BuildContext.depth_kind`)."""
+
     def process(self, frame: Frame) -> Frame:
         """Transform ``frame.depth`` (and ``frame.depth_kind``); may keep state across frames."""
         ...

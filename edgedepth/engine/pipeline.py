@@ -208,6 +208,13 @@ def build_context(loaded: LoadedConfig) -> BuildContext:
     )
 
 
+def follow_depth_kind(context: BuildContext, postprocessor: object) -> None:
+    """``context.depth_kind`` after a postprocessor (its optional ``depth_kind_after``)."""
+    after = getattr(postprocessor, "depth_kind_after", None)
+    if context.depth_kind is not None and after is not None:
+        context.depth_kind = after(context.depth_kind)
+
+
 def check_config(loaded: LoadedConfig, registry: Registry) -> str:
     """What ``edgedepth check`` does: every plugin's options validated, the source opened and
     closed (a missing camera, video or image folder fails here), the input size computed, and
@@ -216,14 +223,24 @@ def check_config(loaded: LoadedConfig, registry: Registry) -> str:
     front = open_front(loaded, spec)
     front.close()
     context = front.context
-    for item in [spec.backend, *spec.postprocessors, *spec.sinks]:
-        check = item.registration.check
-        if check is None:
-            continue
+
+    def check(item: StageSpec) -> None:
+        if item.registration.check is None:
+            return
         try:
-            check(item.options, context)
+            item.registration.check(item.options, context)
         except EdgedepthError as exc:
             raise type(exc)(f"{loaded.label}: {item.key}: {exc}") from exc
+
+    for item in [spec.backend, *spec.postprocessors]:
+        check(item)  # a backend's check may say its depth kind (context.depth_kind)
+    if context.depth_kind is not None:
+        for item in spec.postprocessors:  # built in an instant, holding nothing open
+            stage = build_stage(item, context, loaded.label)
+            follow_depth_kind(context, stage.obj)
+            stage.close_quietly()
+    for item in spec.sinks:
+        check(item)
     info = context.source
     assert info is not None and context.input_size is not None
     height, width = context.input_size
@@ -287,7 +304,11 @@ class Pipeline:
                 backend, backend_built = backends.lend(spec.backend, context, loaded.label)
             built.append(backend)
             context.depth_range = getattr(backend.obj, "depth_range", None)
-            for item in [*spec.postprocessors, *spec.sinks]:
+            context.depth_kind = getattr(backend.obj, "depth_kind", None)
+            for item in spec.postprocessors:
+                built.append(build_stage(item, context, loaded.label))
+                follow_depth_kind(context, built[-1].obj)
+            for item in spec.sinks:
                 built.append(build_stage(item, context, loaded.label))
         except BaseException:
             for stage in reversed(built):

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "edgedepth.plugins.dav2_backend",
     "edgedepth.plugins.postprocessors",
     "edgedepth.plugins.npy_sink",
+    "edgedepth.plugins.ply_sink",
     "edgedepth.plugins.video_sink",
     "edgedepth.plugins.display_sink",
     "edgedepth.plugins.topic_sink",

@@ -25,6 +25,8 @@ from typing import Literal
 
 import numpy as np
 
+from edgedepth.api.frame import Intrinsics as CameraIntrinsics
+
 Geometry = Literal["lpcvc", "corrected"]
 GEOMETRIES: tuple[Geometry, ...] = ("lpcvc", "corrected")
 
@@ -51,13 +53,9 @@ METRIC_NAMES = (
 
 
 @dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole camera: focal lengths and principal point, in pixels."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
+class Intrinsics(CameraIntrinsics):
+    """Pinhole camera: focal lengths and principal point, in pixels (written and parsed as
+    ``fx,fy,cx,cy`` on the command line)."""
 
     @classmethod
     def parse(cls, text: str) -> Intrinsics:
@@ -70,13 +68,6 @@ class Intrinsics:
         if len(values) != 4 or not all(np.isfinite(values)) or values[0] <= 0 or values[1] <= 0:
             raise ValueError(f"expected fx,fy,cx,cy (four numbers, fx and fy > 0), got {text!r}")
         return cls(*values)
-
-    @classmethod
-    def from_matrix(cls, matrix: np.ndarray) -> Intrinsics:
-        """From a 3×3 (or 4×4) camera matrix."""
-        return cls(
-            float(matrix[0, 0]), float(matrix[1, 1]), float(matrix[0, 2]), float(matrix[1, 2])
-        )
 
     def __str__(self) -> str:
         return f"{self.fx:.10g},{self.fy:.10g},{self.cx:.10g},{self.cy:.10g}"

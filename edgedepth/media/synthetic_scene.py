@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from edgedepth.api.frame import Intrinsics
+
 Motion = Literal["orbit", "dolly", "static"]
 
 ROOM_MIN = np.array([-20.0, 0.0, -12.0])
@@ -84,6 +86,12 @@ class SyntheticScene:
         uu, vv = np.meshgrid(u, v)
         rays = np.stack([uu, vv, np.ones_like(uu)], axis=-1).reshape(-1, 3)
         self._camera_rays = rays.astype(np.float32)
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        """:attr:`K` in the OpenCV/ROS convention (pixel centres at integer coordinates): what
+        a ``CameraInfo`` of these images holds."""
+        return Intrinsics(self.K[0, 0], self.K[1, 1], self.K[0, 2] - 0.5, self.K[1, 2] - 0.5)
 
     def pose(self, index: int) -> Pose:
         """The camera pose at frame ``index`` (a pure function of the frame time)."""

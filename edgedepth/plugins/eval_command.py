@@ -98,7 +98,6 @@ class ScoringSink:
     def write(self, frame: Frame) -> None:
         assert frame.depth is not None
         name, gt_meters, conf, gt_label = self.ground_truth(frame)
-        intrinsics = frame.extras.get("intrinsics")
         self.scorer.score(
             Sample(
                 name,
@@ -109,7 +108,9 @@ class ScoringSink:
                 f"frame {frame.index} ({name})",
                 gt_label,
                 frame.image,
-                None if intrinsics is None else Intrinsics.from_matrix(np.asarray(intrinsics)),
+                None
+                if frame.intrinsics is None
+                else Intrinsics.from_matrix(frame.intrinsics.matrix),
             )
         )
 

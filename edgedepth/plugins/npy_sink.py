@@ -10,8 +10,6 @@ leaves a half-written ``.npy``.
 
 from __future__ import annotations
 
-import logging
-import string
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -19,14 +17,8 @@ import numpy as np
 from pydantic import field_validator
 
 import edgedepth
-from edgedepth import BuildContext, EdgedepthError, Frame, OutputDir, SinkOutput
-from edgedepth.api.errors import write_error
-from edgedepth.api.outputs import WritesFiles, existing_files
-
-log = logging.getLogger("edgedepth")
-
-#: The fields a file name may use.
-NAME_FIELDS = ("index", "timestamp")
+from edgedepth import BuildContext, Frame, OutputDir, SinkOutput
+from edgedepth.api.outputs import FrameFolder, WritesFiles, existing_files, frame_file_name
 
 
 class NpyOptions(WritesFiles):
@@ -53,64 +45,26 @@ class NpyOptions(WritesFiles):
     @field_validator("name")
     @classmethod
     def _one_file_per_frame(cls, name: str) -> str:
-        try:
-            fields = {field for _, field, _, _ in string.Formatter().parse(name) if field}
-        except ValueError as exc:
-            raise ValueError(f"{name!r} is not a valid file name template: {exc}") from None
-        unknown = sorted(fields - set(NAME_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"{name!r}: unknown field {{{unknown[0]}}} (known: "
-                + ", ".join(f"{{{field}}}" for field in NAME_FIELDS)
-                + ")"
-            )
-        if "index" not in fields:
-            raise ValueError(f"{name!r} has no {{index}}: every frame would overwrite one file")
-        try:
-            name.format(index=0, timestamp=0.0)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{name!r}: {exc}") from None
-        if not name.endswith(".npy"):
-            raise ValueError(f"{name!r}: the name must end in .npy")
-        return name
+        return frame_file_name(name, ".npy")
 
 
 class NpySink:
     def __init__(self, options: NpyOptions, context: BuildContext) -> None:
         self.dir = Path(options.dir)
         self.options = options
-        self.written = 0
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise EdgedepthError(f"dir: cannot create {self.dir}: {exc.strerror}") from None
-        # ``refuse`` and ``new-name`` were applied before the run (edgedepth.api.outputs).
-        stale = sorted(self.dir.glob("*.npy"))
-        if stale and options.existing == "clear":
-            for path in stale:
-                path.unlink()
-            log.info("npy: deleted %d old .npy file(s) in %s", len(stale), self.dir)
-        for partial in self.dir.glob("*.npy.partial"):  # left by a killed run
-            partial.unlink()
+        self.folder = FrameFolder(self.dir, ".npy", options.existing, "npy")
+
+    @property
+    def written(self) -> int:
+        return self.folder.written
 
     def write(self, frame: Frame) -> None:
         assert frame.depth is not None
         depth = np.asarray(frame.depth, dtype=np.float32)
         if self.options.layout == "nchw":
             depth = depth[np.newaxis, np.newaxis]
-        path = self.dir / self.options.name.format(index=frame.index, timestamp=frame.timestamp)
-        # Write then rename: an interrupted run never leaves a half-written .npy behind.
-        partial = path.with_name(path.name + ".partial")
-        try:
-            with open(partial, "wb") as file:
-                np.save(file, depth)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise EdgedepthError(
-                f"{write_error(path, exc)} ({self.written} frames written before)"
-            ) from None
-        partial.replace(path)
-        self.written += 1
+        name = self.options.name.format(index=frame.index, timestamp=frame.timestamp)
+        self.folder.write(name, lambda file: np.save(file, depth))
 
     def outputs(self) -> list[SinkOutput]:
         return [SinkOutput(self.dir, self.written, f"one .npy per frame, {self.options.layout}")]

@@ -28,13 +28,15 @@ class Invert:
     def __init__(self, options: InvertOptions, context: BuildContext) -> None:
         pass
 
+    def depth_kind_after(self, kind: DepthKind) -> DepthKind:
+        if kind == DepthKind.RELATIVE_DEPTH:
+            return DepthKind.RELATIVE_DISPARITY
+        return DepthKind.RELATIVE_DEPTH
+
     def process(self, frame: Frame) -> Frame:
         frame.depth = (1.0 - min_max(frame.depth)).astype(np.float32)
-        frame.depth_kind = (
-            DepthKind.RELATIVE_DISPARITY
-            if frame.depth_kind == DepthKind.RELATIVE_DEPTH
-            else DepthKind.RELATIVE_DEPTH
-        )
+        assert frame.depth_kind is not None
+        frame.depth_kind = self.depth_kind_after(frame.depth_kind)
         return frame
 
 
@@ -51,6 +53,9 @@ class Normalize:
     def __init__(self, options: NormalizeOptions, context: BuildContext) -> None:
         self.options = options
 
+    def depth_kind_after(self, kind: DepthKind) -> DepthKind:
+        return DepthKind.RELATIVE_DEPTH if kind == DepthKind.METRIC_METERS else kind
+
     def process(self, frame: Frame) -> Frame:
         depth = frame.depth
         if self.options.method == "minmax":
@@ -59,8 +64,8 @@ class Normalize:
             low, high = np.nanpercentile(depth, self.options.percentiles)
             scaled = (depth - low) / (high - low) if high > low else np.zeros_like(depth)
             frame.depth = np.clip(scaled, 0.0, 1.0).astype(np.float32)
-        if frame.depth_kind == DepthKind.METRIC_METERS:
-            frame.depth_kind = DepthKind.RELATIVE_DEPTH
+        if frame.depth_kind is not None:
+            frame.depth_kind = self.depth_kind_after(frame.depth_kind)
         return frame
 
 

@@ -51,6 +51,7 @@ class SyntheticSource:
             live=options.live,
             frame_count=options.frames,
             description=f"synthetic scene (seed {options.seed}, {options.motion})",
+            intrinsics=self.scene.intrinsics,
         )
 
     def frames(self) -> Iterator[Frame]:
@@ -68,7 +69,7 @@ class SyntheticSource:
                 image=image,
                 captured_at=time.perf_counter(),
                 ground_truth=depth,
-                extras={"intrinsics": self.scene.K},
+                intrinsics=self.info.intrinsics,
             )
 
 

@@ -16,13 +16,18 @@ up receive every frame. The message format and the publishers are in :mod:`edged
 this plugin holds the options, the sink and ``edgedepth topic echo``.
 
 ``transport: zenoh`` speaks rmw_zenoh's wire format (:mod:`edgedepth.topic.rmw_zenoh`): ROS 2
-nodes on ``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image`` and
-``CameraInfo`` with no bridge; ``connect: [tcp/localhost:7447]`` joins their router.
+nodes on ``rmw_zenoh_cpp`` (Jazzy, Kilted, Rolling) receive ``sensor_msgs/msg/Image``,
+``CameraInfo`` and (``points: true``) ``PointCloud2`` with no bridge; ``connect:
+[tcp/localhost:7447]`` joins their router. A ``connect`` endpoint not reached within 3 s is a
+warning at start (zenoh keeps trying); one never reached during the run is an error at its end
+(exit 1), and ``edgedepth check`` fails on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -32,11 +37,12 @@ from pydantic import Field, field_validator, model_validator
 
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
-from edgedepth.api.frame import DepthKind, Frame
-from edgedepth.api.options import StrictModel
+from edgedepth.api.frame import Frame
+from edgedepth.api.options import CameraIntrinsics, HorizontalFov, StrictModel
 from edgedepth.api.stages import BuildContext
 from edgedepth.cli import debug_option, user_errors
 from edgedepth.engine.config import validate
+from edgedepth.media.pointcloud import check_points
 from edgedepth.topic import (
     DEFAULT_ENDPOINT,
     DEFAULT_TOPIC,
@@ -44,13 +50,13 @@ from edgedepth.topic import (
     Encoding,
     Message,
     MessageError,
+    PointCloud,
     Publisher,
     PublishSettings,
     TopicSubscriber,
     Transport,
     ZenohPublisher,
     ZmqPublisher,
-    as_topic_message,
     wait_until,
 )
 from edgedepth.topic.endpoints import exposure, parse_endpoint
@@ -60,7 +66,7 @@ from edgedepth.topic.rmw_zenoh import domain_id_from_env
 from edgedepth.topic.ros2 import (
     COMPRESSED_IMAGE,
     IMAGE,
-    CameraIntrinsics,
+    RelativeEncoding,
     StampClock,
     check_topic_name,
     fully_qualified,
@@ -97,18 +103,35 @@ class TopicOptions(StrictModel):
     """Topic of relative depth; omitted: ZeroMQ ``depth/relative``; zenoh
     ``depth/relative_disparity`` or ``depth/relative_depth``."""
     encoding: Encoding = "32FC1"
-    """Metric depth: 32FC1 metres or 16UC1 millimetres (REP-118). Relative depth is always 32FC1."""
+    """Metric depth: 32FC1 metres (NaN: no measurement) or 16UC1 millimetres (0: none, and
+    beyond 65.535 m) (REP-117/118). Relative depth is float32 under ``relative_encoding``."""
+    relative_encoding: RelativeEncoding = "named"
+    """Relative depth's encoding: ``named`` (``relative_disparity_32FC1`` /
+    ``relative_depth_32FC1``: no ROS node takes it for metres) or ``32FC1`` (viewable in RViz;
+    relative only by its topic name, and on ZeroMQ its ``depth_kind``)."""
     frame_id: str = "camera"
     """``header.frame_id`` of every message."""
     camera_info: CameraIntrinsics | None = None
-    """Publish CameraInfo (K) before every image: ZeroMQ on ``<topic>/camera_info``; zenoh on
-    ``camera_info`` beside the image topic (there also with the source's intrinsics)."""
+    """Intrinsics of the captured frames: CameraInfo (K) is published before every image
+    (ZeroMQ on ``<topic>/camera_info``; zenoh on ``camera_info`` beside the image topic, there
+    also with the source's intrinsics or ``horizontal_fov``)."""
+    horizontal_fov: HorizontalFov | None = None
+    """Degrees: a centred pinhole camera, for sources that report no intrinsics."""
+    points: bool = False
+    """Publish the PointCloud2 of metric depth on ``points_topic`` (organized, NaN where
+    invalid, as depth_image_proc makes it); needs intrinsics (``camera_info``, the source's or
+    ``horizontal_fov``)."""
+    points_topic: str = "depth/points"
+    """Topic of the point clouds."""
+    points_rgb: bool = False
+    """Colour the points (``rgb`` field, depth_image_proc's xyzrgb)."""
     domain_id: int | None = Field(None, ge=0, le=232)
     """Zenoh only: ROS_DOMAIN_ID (omitted: the environment's, else 0)."""
     node_name: str = "edgedepth"
     """Zenoh only: the ROS 2 node name its publishers belong to."""
-    stamp: StampClock = "media"
-    """Header stamps: ``media`` (seconds from the stream start) or ``epoch`` (wall clock)."""
+    stamp: StampClock = "epoch"
+    """Header stamps: ``epoch`` (the wall clock at capture, as a ROS driver stamps) or ``media``
+    (seconds from the stream start)."""
     high_water_mark: int = Field(2, ge=1)
     """ZeroMQ: frames queued per subscriber; newer ones are dropped for that subscriber."""
     wait_for_subscribers: int = Field(0, ge=0)
@@ -159,7 +182,7 @@ class TopicOptions(StrictModel):
             + (", user/password" if users else ", no user/password")
         )
 
-    @field_validator("topic", "relative_topic")
+    @field_validator("topic", "relative_topic", "points_topic")
     @classmethod
     def _not_empty(cls, value: str | None) -> str | None:
         if value is not None and not value.strip("/"):
@@ -169,7 +192,7 @@ class TopicOptions(StrictModel):
     @model_validator(mode="after")
     def _ros_names_on_zenoh(self) -> TopicOptions:
         if self.transport == "zenoh":
-            for name in (self.topic, self.relative_topic, self.node_name):
+            for name in (self.topic, self.relative_topic, self.points_topic, self.node_name):
                 if name is not None:
                     check_topic_name(name)
         return self
@@ -193,21 +216,27 @@ def announce(options: TopicOptions, bound: str) -> None:
 class TopicSink:
     """Publishes each frame's depth (and camera info) on its topic."""
 
-    def __init__(self, options: TopicOptions, context: BuildContext) -> None:
+    def __init__(self, options: TopicOptions, context: BuildContext | None) -> None:
         self.options = options
-        intrinsics = options.camera_info
+        intrinsics = options.camera_info.intrinsics if options.camera_info else None
+        if options.points:
+            check_points(context, intrinsics, options.horizontal_fov)
         settings = PublishSettings(
             topic=options.topic,
             relative_topic=options.relative_topic,
             encoding=options.encoding,
             frame_id=options.frame_id,
             intrinsics=intrinsics,
+            horizontal_fov=options.horizontal_fov,
+            relative_encoding=options.relative_encoding,
+            points=options.points,
+            points_topic=options.points_topic,
+            points_rgb=options.points_rgb,
+            clock=options.stamp,
         )
         self.publisher: Publisher
         if options.transport == "zmq":
-            self.publisher = ZmqPublisher(
-                options.endpoint, settings, options.high_water_mark, options.stamp
-            )
+            self.publisher = ZmqPublisher(options.endpoint, settings, options.high_water_mark)
         else:
             domain_id = options.domain_id if options.domain_id is not None else domain_id_from_env()
             self.publisher = ZenohPublisher(
@@ -216,7 +245,6 @@ class TopicSink:
                 options.connect,
                 domain_id,
                 options.node_name,
-                options.stamp,
                 options.tls,
                 options.auth,
             )
@@ -225,7 +253,7 @@ class TopicSink:
         #: Messages the transport refused without waiting (its queue was full).
         self.not_sent = 0
         self._waited = options.wait_for_subscribers == 0
-        self._stop_requested = context.stop_requested
+        self._stop_requested = context.stop_requested if context else threading.Event()
         self._closed = False
 
     def _wait_for_subscribers(self, topic: str) -> None:
@@ -272,7 +300,14 @@ class TopicSink:
 
 
 def describe(message: Message) -> str:
-    """One line per message: topic, seq, stamp, size, encoding, kind and value range."""
+    """One line per message: topic, seq, stamp, size, encoding, kind and value range (a point
+    cloud: its valid points and their bounds)."""
+    if isinstance(message, PointCloud):
+        fields = " ".join(message.fields)
+        return (
+            f"{message.topic} seq={message.seq} stamp={message.stamp:.3f} "
+            f"{message.width}x{message.height} PointCloud2 {fields} {message.summary()}"
+        )
     if isinstance(message, DepthImage):
         depth = message.depth
         valid = depth[np.isfinite(depth) & (depth > 0)]
@@ -291,17 +326,11 @@ def describe(message: Message) -> str:
 
 
 def describe_recorded(recorded: RecordedMessage) -> str:
-    """One line for a message of an MCAP recording (depth and camera info as :func:`describe`)."""
-    kind = recorded.channel_metadata.get("depth_kind")
-    message = as_topic_message(
-        recorded.topic,
-        recorded.type_name,
-        recorded.sequence,
-        recorded.ros_msg,
-        DepthKind(kind) if kind else None,
-    )
+    """One line for a message of an MCAP recording (depth, camera info and point clouds as
+    :func:`describe`, under the recorded topic name)."""
+    message = recorded.message
     if message is not None:
-        return describe(message)
+        return describe(dataclasses.replace(message, topic=recorded.topic))
     ros_msg = recorded.ros_msg
     head = f"{recorded.topic} seq={recorded.sequence}"
     if recorded.type_name == IMAGE:
@@ -477,7 +506,8 @@ def echo_recording(path: Path, topics: tuple[str, ...], count: int | None) -> No
 
 def check_topic(options: TopicOptions, context: BuildContext) -> None:
     """``edgedepth check``: the endpoint bound (or listened on) and released, as the run's first
-    step: a port in use or an address that is not this machine's fails here."""
+    step: a port in use or an address that is not this machine's fails here, and so does a
+    zenoh ``connect`` endpoint that nothing answers (points: metric depth and intrinsics)."""
     TopicSink(options, context).close()
 
 

@@ -483,9 +483,12 @@ def check_onnx_backend(model: DepthModel, options: OnnxOptions, context: BuildCo
     own_check = getattr(model, "check", None)
     if own_check is not None:
         own_check(context)
+    context.depth_kind = model.depth_kind  # what the sinks will be given (a manifest may say)
     size = tuple(context.input_size) if context.input_size else None
     if options.model is not None:
         ready = ModelFile.open(Path(options.model))
+        if ready.manifest.depth_kind is not None:
+            context.depth_kind = ready.manifest.depth_kind
         float_model = ready.reference if ready.is_context_model else ready.path
         if float_model is None:
             return  # a context model alone: only the HTP can open it

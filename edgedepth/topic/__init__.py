@@ -5,12 +5,13 @@
   :class:`TopicSubscriber`, for both transports;
 - :mod:`edgedepth.topic.rmw_zenoh`: what makes the zenoh transport speak rmw_zenoh (ROS 2).
 
-Messages are shaped like ``sensor_msgs/Image`` and ``sensor_msgs/CameraInfo``. Depth follows
-REP-118: metric depth as ``32FC1`` metres (NaN/0 = no measurement) or ``16UC1`` millimetres
-(rounded, 0 = no measurement, clamped to 65535). Relative depth is published on a topic of its
-own, always ``32FC1``, and its ``depth_kind`` field says what the numbers are
-(``relative-disparity``: larger is nearer; ``relative-depth``: larger is farther), so a
-subscriber cannot take it for metres.
+Messages are shaped like ``sensor_msgs/Image``, ``sensor_msgs/CameraInfo`` and (``points:
+true``) ``sensor_msgs/PointCloud2``. Depth follows REP-117/118: metric depth as ``32FC1`` metres
+(NaN = no measurement) or ``16UC1`` millimetres (rounded; 0 = no measurement, and 0 beyond
+65.535 m, never clamped). Relative depth has no unit: it is float32 under an encoding that names
+its kind, ``relative_disparity_32FC1`` (larger is nearer) or ``relative_depth_32FC1`` (larger is
+farther), on every transport and whatever its topic is called, so no subscriber takes it for
+metres (ZeroMQ headers also carry ``depth_kind``).
 
 Wire format (language-neutral)
 ------------------------------
@@ -19,15 +20,18 @@ ZeroMQ (the default): the publisher binds a PUB-compatible socket (XPUB); subscr
 SUB socket and subscribe to a topic *prefix* (ZeroMQ filters on the first frame's bytes, so
 ``depth/image`` also receives ``depth/image/camera_info``). Each message has three frames:
 
-1. the topic, UTF-8 (``depth/image``, ``depth/relative``, ``depth/image/camera_info``);
-2. the header, UTF-8 JSON: every field of the message except the pixels;
+1. the topic, UTF-8 (``depth/image``, ``depth/relative``, ``depth/image/camera_info``,
+   ``depth/points``);
+2. the header, UTF-8 JSON: every field of the message except the pixels (or points);
 3. the pixels: ``height`` rows of ``step`` bytes, row-major, little endian
-   (``is_bigendian`` = 0), float32 for ``32FC1``, uint16 for ``16UC1``; empty for CameraInfo.
+   (``is_bigendian`` = 0), float32 for ``32FC1`` and the relative encodings, uint16 for
+   ``16UC1``; the points of a PointCloud2 (``height`` rows of ``row_step`` bytes); empty for
+   CameraInfo.
 
 Zenoh (``transport: zenoh``): rmw_zenoh's wire format, so ROS 2 nodes receive the messages:
-CDR ``sensor_msgs/msg/Image`` and ``CameraInfo`` on rmw_zenoh key expressions, with its
-attachment and liveliness tokens (see :mod:`edgedepth.topic.rmw_zenoh`; ``seq`` is then the
-publisher's sequence number, from 1).
+CDR ``sensor_msgs/msg/Image``, ``CameraInfo`` and ``PointCloud2`` on rmw_zenoh key expressions,
+with its attachment and liveliness tokens (see :mod:`edgedepth.topic.rmw_zenoh`; ``seq`` is
+then the publisher's sequence number, from 1).
 
 Header JSON of an image::
 
@@ -36,8 +40,9 @@ Header JSON of an image::
      "height": 480, "width": 640, "encoding": "32FC1", "is_bigendian": 0, "step": 2560,
      "depth_kind": "metric-meters"}
 
-``stamp`` is the frame's media time (seconds from the start of a file, capture clock for a
-camera); ``seq`` is the frame index, so a gap in ``seq`` is a frame this subscriber did not get.
+``stamp`` is the wall-clock time of capture (``stamp: media``: the frame's media time, seconds
+from the start of the stream); ``seq`` is the frame index, so a gap in ``seq`` is a frame this
+subscriber did not get.
 
 Header JSON of camera info (the image's intrinsics, pinhole, no distortion)::
 
@@ -45,6 +50,13 @@ Header JSON of camera info (the image's intrinsics, pinhole, no distortion)::
      "distortion_model": "plumb_bob", "d": [0, 0, 0, 0, 0],
      "k": [fx, 0, cx, 0, fy, cy, 0, 0, 1], "r": [...3x3 identity...],
      "p": [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0]}
+
+Header JSON of a point cloud (depth_image_proc's layout: x y z float32 at 0, 4, 8, point_step
+16; with ``rgb`` at 16, point_step 32; NaN where the depth is invalid)::
+
+    {"type": "PointCloud2", "header": {...same...}, "height": 480, "width": 640,
+     "fields": [{"name": "x", "offset": 0, "datatype": 7, "count": 1}, ...],
+     "is_bigendian": false, "point_step": 16, "row_step": 10240, "is_dense": false}
 
 A subscriber in C++ with cppzmq, for example: ``recv_multipart``, parse frame 2 with any JSON
 library, then view frame 3 as ``float`` (or ``uint16_t``) rows of ``step`` bytes.
@@ -60,6 +72,7 @@ from edgedepth.topic.messages import (
     Encoding,
     Message,
     MessageError,
+    PointCloud,
     Stamped,
     Transport,
     as_topic_message,
@@ -67,8 +80,9 @@ from edgedepth.topic.messages import (
     encode_camera_info,
     encode_header,
     encode_image,
-    to_millimetres,
+    encode_points,
 )
+from edgedepth.topic.ros2 import to_millimetres
 from edgedepth.topic.transport import (
     Publisher,
     PublishSettings,
@@ -95,6 +109,7 @@ __all__ = [
     "Encoding",
     "Message",
     "MessageError",
+    "PointCloud",
     "PublishSettings",
     "Publisher",
     "Stamped",
@@ -107,6 +122,7 @@ __all__ = [
     "encode_camera_info",
     "encode_header",
     "encode_image",
+    "encode_points",
     "import_zenoh",
     "open_zenoh",
     "to_millimetres",

@@ -2,9 +2,11 @@
 process keeps what it recorded; and a reader for users without ROS.
 
 A recording has the ``ros2`` profile: each type's schema is its ROS 2 message definition
-(encoding ``ros2msg``, see :mod:`edgedepth.topic.ros2`), each message is CDR (``cdr``), each
-channel's metadata carries ``topic_type_hash`` (RIHS01, as rosbag2 writes it). Log and
-publish times are the messages' header stamps.
+(encoding ``ros2msg``, see :mod:`edgedepth.topic.ros2`), each message is CDR (``cdr``); each
+channel's metadata carries ``offered_qos_profiles`` and ``topic_type_hash`` and the file a
+``rosbag2`` metadata record, as rosbag2 writes them (:mod:`edgedepth.topic.rosbag2`), so
+``ros2 bag info`` shows the QoS and ``ros2 bag play`` republishes with it. A depth channel's
+metadata also says ``depth_kind``. Log and publish times are the messages' header stamps.
 
 Crash safety: messages are grouped in chunks of at most ``chunk_size`` bytes (plus the message
 that overflows it); a finished chunk, with its message indexes, is handed to the operating
@@ -12,8 +14,10 @@ system at once. A process killed by SIGKILL (or a power cut after the OS wrote i
 only the open chunk; the file lacks its summary and footer, and :func:`read_mcap` (like
 ``mcap recover``) reads every finished chunk.
 
-    for message in read_mcap("run.mcap"):
-        print(message.topic, message.log_time, message.ros_msg.header.stamp)
+    for recorded in read_mcap("run.mcap"):
+        print(recorded.topic, recorded.log_time, recorded.ros_msg.header.stamp)
+        if recorded.type_name == "sensor_msgs/msg/PointCloud2":
+            print(recorded.message.summary())  # valid points, bounds; .xyz: H×W×3 metres
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from edgedepth.api.errors import EdgedepthError, write_error
+from edgedepth.api.frame import DepthKind
+from edgedepth.topic.messages import Message, as_topic_message
 from edgedepth.topic.ros2 import TYPE_HASHES, FrameMessage, encode_cdr, fully_qualified, schema_text
+from edgedepth.topic.rosbag2 import (
+    METADATA_KEY,
+    METADATA_RECORD,
+    BagMetadata,
+    TopicRecord,
+    offered_qos_profiles,
+    ros_distro,
+)
 
 Compression = Literal["zstd", "lz4", "none"]
 #: The first and last 8 bytes of every MCAP file.
@@ -98,11 +112,17 @@ class McapRecorder:
             }[compression],
         )
         self._writer.start(profile="ros2", library=library)
+        #: What rosbag2 keeps of the bag: its record is written now and at close.
+        self.bag = BagMetadata(path.name, [], ros_distro=ros_distro())
+        self._write_bag_record()
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, int] = {}
-        self._sequences: dict[str, int] = {}
+        self._topics: dict[str, TopicRecord] = {}
         self.messages = 0
         self._closed = False
+
+    def _write_bag_record(self) -> None:
+        self._writer.add_metadata(METADATA_RECORD, {METADATA_KEY: self.bag.yaml()})
 
     def _channel(self, message: FrameMessage, metadata: dict[str, str]) -> int:
         if message.topic not in self._channels:
@@ -110,12 +130,21 @@ class McapRecorder:
                 self._schemas[message.type_name] = self._writer.register_schema(
                     message.type_name, "ros2msg", schema_text(message.type_name).encode()
                 )
-            self._channels[message.topic] = self._writer.register_channel(
-                topic=fully_qualified(message.topic),
-                message_encoding="cdr",
-                schema_id=self._schemas[message.type_name],
-                metadata={"topic_type_hash": TYPE_HASHES[message.type_name], **metadata},
+            topic = TopicRecord(
+                fully_qualified(message.topic), message.type_name, TYPE_HASHES[message.type_name]
             )
+            self._channels[message.topic] = self._writer.register_channel(
+                topic=topic.name,
+                message_encoding=topic.serialization_format,
+                schema_id=self._schemas[message.type_name],
+                metadata={
+                    "offered_qos_profiles": offered_qos_profiles(topic.offered_qos_profiles),
+                    "topic_type_hash": topic.type_description_hash,
+                    **metadata,
+                },
+            )
+            self._topics[message.topic] = topic
+            self.bag.topics.append(topic)
         return self._channels[message.topic]
 
     def write(
@@ -123,8 +152,8 @@ class McapRecorder:
     ) -> None:
         """Record one message at ``time_ns`` (its header stamp)."""
         channel = self._channel(message, channel_metadata or {})
-        sequence = self._sequences.get(message.topic, 0) + 1
-        self._sequences[message.topic] = sequence
+        topic = self._topics[message.topic]
+        sequence = topic.message_count + 1
         try:
             self._writer.add_message(
                 channel_id=channel,
@@ -135,6 +164,8 @@ class McapRecorder:
             )
         except OSError as exc:
             raise write_error(self.path, exc) from None
+        topic.message_count = sequence
+        self.bag.add(time_ns)
         self.messages += 1
 
     def close(self) -> None:
@@ -143,6 +174,8 @@ class McapRecorder:
             return
         self._closed = True
         try:
+            self.bag.finalized = True
+            self._write_bag_record()
             self._writer.finish()
         finally:
             self._file.close()
@@ -166,6 +199,20 @@ class RecordedMessage:
     data: bytes
     #: The decoded message: attributes named as its fields.
     ros_msg: Any
+
+    @property
+    def message(self) -> Message | None:
+        """A depth image, camera info or point cloud as :mod:`edgedepth.topic`'s types
+        (``.meters``, ``.matrix``, ``.xyz`` and ``.summary()``: valid points and bounds), the
+        depth's kind from the channel's metadata; None for any other type."""
+        kind = self.channel_metadata.get("depth_kind")
+        return as_topic_message(
+            self.topic.lstrip("/"),
+            self.type_name,
+            self.sequence,
+            self.ros_msg,
+            DepthKind(kind) if kind in {k.value for k in DepthKind} else None,
+        )
 
 
 def read_mcap(path: str | Path) -> Iterator[RecordedMessage]:

@@ -1,6 +1,6 @@
-"""The messages of a depth topic (shaped like ROS ``sensor_msgs/Image`` and ``CameraInfo``,
-REP-118 units) and their ZeroMQ wire format: encoding, decoding, and the errors of a message
-that is not in it. The format is described in :mod:`edgedepth.topic`."""
+"""The messages of a depth topic (shaped like ROS ``sensor_msgs/Image``, ``CameraInfo`` and
+``PointCloud2``, REP-117/118 units) and their ZeroMQ wire format: encoding, decoding, and the
+errors of a message that is not in it. The format is described in :mod:`edgedepth.topic`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import numpy as np
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind
+from edgedepth.media.pointcloud import CloudSummary, unpack_pointcloud2
 from edgedepth.topic.ros2 import (
     CAMERA_INFO,
     IMAGE,
+    POINT_CLOUD2,
+    RELATIVE_ENCODINGS,
+    depth_kind_of_encoding,
     depth_kind_of_topic,
+    depth_pixels,
     header,
     stamp_seconds,
-    to_millimetres,
 )
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
@@ -29,7 +33,9 @@ Encoding = Literal["32FC1", "16UC1"]
 Transport = Literal["zmq", "zenoh"]
 
 #: Bytes per pixel of each encoding this module writes and reads.
-_PIXEL_TYPES = {"32FC1": "f4", "16UC1": "u2"}
+_PIXEL_TYPES = {"32FC1": "f4", "16UC1": "u2", **dict.fromkeys(RELATIVE_ENCODINGS.values(), "f4")}
+#: Fields of a point (name → byte offset) received at most.
+MAX_POINT_FIELDS = 64
 #: A received header larger than this is refused before it is parsed.
 MAX_HEADER_BYTES = 64 * 1024
 #: Longest text of a :class:`MessageError` (a message is untrusted: what it says is cut).
@@ -92,8 +98,8 @@ class DepthImage(Stamped):
 
     @property
     def meters(self) -> np.ndarray:
-        """Metric depth in metres, float32 (0 where 16UC1 had no measurement). Raises
-        ``ValueError`` for relative depth, which has no unit."""
+        """Metric depth in metres, float32 (NaN where 32FC1 had no measurement, 0 where 16UC1
+        had none). Raises ``ValueError`` for relative depth, which has no unit."""
         if self.depth_kind is not DepthKind.METRIC_METERS:
             raise ValueError(f"{self.topic} carries {self.depth_kind.value}, not metres")
         if self.encoding == "16UC1":
@@ -116,7 +122,39 @@ class CameraInfo(Stamped):
         return np.asarray(self.k, dtype=np.float64).reshape(3, 3)
 
 
-Message = DepthImage | CameraInfo
+@dataclass(frozen=True)
+class PointCloud(Stamped):
+    """A received organized point cloud (``sensor_msgs/PointCloud2``-shaped, little endian,
+    float32 x y z, optional rgb)."""
+
+    height: int
+    width: int
+    #: Field name → byte offset in a point.
+    fields: dict[str, int]
+    point_step: int
+    data: bytes
+    is_dense: bool = False
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """H×W×3 float32 points in metres (NaN: no point)."""
+        return unpack_pointcloud2(self.data, self.height, self.width, self.fields, self.point_step)[
+            0
+        ]
+
+    @property
+    def rgb(self) -> np.ndarray | None:
+        """H×W×3 uint8 colours, or None."""
+        return unpack_pointcloud2(self.data, self.height, self.width, self.fields, self.point_step)[
+            1
+        ]
+
+    def summary(self) -> CloudSummary:
+        """Valid points and their bounds."""
+        return CloudSummary.of(self.xyz)
+
+
+Message = DepthImage | CameraInfo | PointCloud
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -135,16 +173,14 @@ def encode_image(
     frame_id: str = "camera",
     encoding: Encoding = "32FC1",
 ) -> tuple[dict[str, Any], bytes]:
-    """The (header, pixel bytes) of one depth map. ``16UC1`` (millimetres) is for metric depth
-    only."""
-    if encoding == "16UC1":
-        if kind is not DepthKind.METRIC_METERS:
-            raise EdgedepthError(
-                f"encoding 16UC1 (millimetres) is for metric depth only, not {kind.value}"
-            )
-        pixels = to_millimetres(depth)
-    else:
-        pixels = np.ascontiguousarray(depth, dtype="<f4")
+    """The (header, pixel bytes) of one depth map (REP-117/118 invalid values; relative depth
+    under its kind's encoding, :func:`edgedepth.topic.ros2.depth_pixels`). ``16UC1``
+    (millimetres) is for metric depth only."""
+    if encoding == "16UC1" and kind is not DepthKind.METRIC_METERS:
+        raise EdgedepthError(
+            f"encoding 16UC1 (millimetres) is for metric depth only, not {kind.value}"
+        )
+    pixels, encoding = depth_pixels(depth, kind, encoding)
     if pixels.ndim != 2:
         raise EdgedepthError(f"a depth image must be H×W, got shape {pixels.shape}")
     height, width = pixels.shape
@@ -185,6 +221,14 @@ def encode_camera_info(
     }
 
 
+def encode_points(cloud: dict[str, Any], seq: int) -> tuple[dict[str, Any], bytes]:
+    """The (header, point bytes) of a PointCloud2 (the fields of
+    :func:`edgedepth.topic.ros2.point_cloud_message`) in the ZeroMQ format."""
+    fields = {key: value for key, value in cloud.items() if key != "data"}
+    fields["header"] = {**cloud["header"], "seq": seq}
+    return {"type": "PointCloud2", **fields}, cloud["data"]
+
+
 def encode_header(header: dict[str, Any]) -> bytes:
     """The header as sent: compact UTF-8 JSON."""
     return json.dumps(header, separators=(",", ":")).encode()
@@ -197,6 +241,13 @@ def _integer(value: Any, name: str, low: int = 0, high: int = (1 << 63) - 1) -> 
     """An integer field of a received header (not a float, a bool or a string), in range."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer from {low} to {high}, not {value!r:.40}")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean field of a received header (true or false, nothing else)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r:.40}")
     return value
 
 
@@ -223,6 +274,18 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
             if len(k) != 9:
                 raise ValueError(f"k must hold 9 numbers, not {len(k)}")
             return CameraInfo(**common, k=k)
+        if fields["type"] == "PointCloud2":
+            return checked_points(
+                PointCloud(
+                    **common,
+                    fields=point_fields(fields["fields"]),
+                    point_step=_integer(fields["point_step"], "point_step", 1, 1 << 16),
+                    data=bytes(data),
+                    is_dense=_flag(fields["is_dense"], "is_dense"),
+                ),
+                _flag(fields["is_bigendian"], "is_bigendian"),
+                _integer(fields["row_step"], "row_step", 0, MAX_SIDE << 16),
+            )
         message = DepthImage(
             **common,
             encoding=str(fields["encoding"]),
@@ -235,7 +298,48 @@ def decode(topic: str, header_json: bytes, data: bytes) -> Message:
         raise MessageError(
             f"{topic}: not a depth topic message ({type(exc).__name__}: {exc})"
         ) from None
+    named = depth_kind_of_encoding(message.encoding)
+    if named is not None and named is not message.depth_kind:
+        raise MessageError(
+            f"{topic}: encoding {message.encoding} with depth_kind {message.depth_kind.value}"
+        )
     return checked_image(message)
+
+
+def point_fields(fields: Any) -> dict[str, int]:
+    """Name → offset of PointField-shaped entries (dicts or decoded messages); ValueError for
+    what a float32 x y z cloud cannot be."""
+    if len(fields) > MAX_POINT_FIELDS:
+        raise ValueError(f"{len(fields)} point fields")
+    offsets: dict[str, int] = {}
+    for field in fields:
+        get = field.get if isinstance(field, dict) else lambda key, f=field: getattr(f, key)
+        name, datatype = str(get("name")), get("datatype")
+        if name in ("x", "y", "z", "rgb") and (datatype != 7 or get("count") != 1):
+            raise ValueError(f"field {name} is not one float32 (datatype {datatype})")
+        offsets[name] = _integer(get("offset"), f"offset of {name}", 0, 1 << 16)
+    if not {"x", "y", "z"} <= offsets.keys():
+        raise ValueError("a point cloud without x, y and z fields")
+    return offsets
+
+
+def checked_points(cloud: PointCloud, is_bigendian: bool, row_step: int) -> PointCloud:
+    """``cloud`` if its bytes hold what its fields say (little endian, rows of ``row_step`` =
+    width × point_step bytes, fields inside a point), else :class:`MessageError`."""
+    topic = cloud.topic
+    if is_bigendian:
+        raise MessageError(f"{topic}: a big-endian point cloud")
+    if row_step != cloud.width * cloud.point_step:
+        raise MessageError(
+            f"{topic}: row_step {row_step} for {cloud.width} points of {cloud.point_step} bytes"
+        )
+    if len(cloud.data) != cloud.height * row_step:
+        raise MessageError(
+            f"{topic}: {len(cloud.data)} data bytes for {cloud.height} rows of {row_step} bytes"
+        )
+    if max(cloud.fields.values()) + 4 > cloud.point_step:
+        raise MessageError(f"{topic}: a field beyond the {cloud.point_step}-byte point")
+    return cloud
 
 
 def checked_image(message: DepthImage) -> DepthImage:
@@ -263,12 +367,14 @@ def checked_image(message: DepthImage) -> DepthImage:
 def as_topic_message(
     topic: str, type_name: str, seq: int, message: Any, kind: DepthKind | None = None
 ) -> Any:
-    """A decoded ROS 2 depth Image (``32FC1``/``16UC1``) or CameraInfo (from CDR, an MCAP file or
-    rmw_zenoh) as a :class:`DepthImage` / :class:`CameraInfo`; the depth's ``kind`` when the
-    source says it (an MCAP channel's metadata), else from the topic name; None for any other
-    message; :class:`MessageError` for an image whose pixels are not what its fields say."""
-    depth = type_name == IMAGE and message.encoding in ("32FC1", "16UC1")
-    if type_name != CAMERA_INFO and not depth:
+    """A decoded ROS 2 depth Image (``32FC1``/``16UC1`` or a relative encoding), CameraInfo or
+    PointCloud2 (from CDR, an MCAP file or rmw_zenoh) as a :class:`DepthImage` /
+    :class:`CameraInfo` / :class:`PointCloud`. The depth's kind: what its encoding names, else
+    ``kind`` when the source says it (an MCAP channel's metadata), else from the topic name.
+    None for any other message; :class:`MessageError` for one whose data is not what its
+    fields say."""
+    depth = type_name == IMAGE and message.encoding in _PIXEL_TYPES
+    if type_name not in (CAMERA_INFO, POINT_CLOUD2) and not depth:
         return None
     common = {
         "topic": topic,
@@ -283,12 +389,26 @@ def as_topic_message(
         if len(k) != 9:
             raise MessageError(f"{topic}: CameraInfo k must hold 9 numbers, not {len(k)}")
         return CameraInfo(**common, k=k)
+    if type_name == POINT_CLOUD2:
+        try:
+            fields = point_fields(message.fields)
+        except ValueError as exc:
+            raise MessageError(f"{topic}: {exc}") from None
+        cloud = PointCloud(
+            **common,
+            fields=fields,
+            point_step=message.point_step,
+            data=bytes(message.data),
+            is_dense=bool(message.is_dense),
+        )
+        return checked_points(cloud, bool(message.is_bigendian), message.row_step)
+    named = depth_kind_of_encoding(message.encoding)
     return checked_image(
         DepthImage(
             **common,
             encoding=message.encoding,
             step=message.step,
-            depth_kind=kind if kind is not None else depth_kind_of_topic(topic),
+            depth_kind=named or kind or depth_kind_of_topic(topic),
             data=bytes(message.data),
             is_bigendian=message.is_bigendian,
         )

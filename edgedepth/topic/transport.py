@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edgedepth.api.errors import EdgedepthError
-from edgedepth.api.frame import DepthKind, Frame
+from edgedepth.api.frame import DepthKind, Frame, Intrinsics
 from edgedepth.topic.messages import (
     CAMERA_INFO_SUFFIX,
     DEFAULT_ENDPOINT,
@@ -29,13 +29,14 @@ from edgedepth.topic.messages import (
     encode_camera_info,
     encode_header,
     encode_image,
+    encode_points,
 )
 from edgedepth.topic.rmw_zenoh import RmwZenohNode, decode_sample
 from edgedepth.topic.ros2 import (
     IMAGE,
-    CameraIntrinsics,
     FrameStamps,
     FrameToMessages,
+    RelativeEncoding,
     StampClock,
     encode_cdr,
     import_cdr_codec,
@@ -45,6 +46,7 @@ from edgedepth.topic.zenoh_session import (
     ZenohTls,
     import_zenoh,
     open_zenoh,
+    unreached,
     zenoh_error,
 )
 
@@ -55,6 +57,10 @@ CLOSE_LINGER_MS = 100
 #: ZeroMQ subscribers: a larger message drops the sender's connection (a 4K float32 depth
 #: image is 33 MB).
 MAX_MESSAGE_BYTES = 1 << 30
+#: Zenoh ``connect``: seconds the start waits for a link to each endpoint before warning.
+CONNECT_WAIT = 3.0
+#: Seconds between two looks at whether a ``connect`` endpoint was reached, while publishing.
+CONNECT_POLL = 1.0
 
 # --- publishers ---------------------------------------------------------------------------------
 
@@ -71,7 +77,32 @@ class PublishSettings:
     encoding: Encoding = "32FC1"
     frame_id: str = "camera"
     #: Pinhole intrinsics of the images: CameraInfo is published with each image.
-    intrinsics: CameraIntrinsics | None = None
+    intrinsics: Intrinsics | None = None
+    #: Degrees: the camera of frames without intrinsics (points, zenoh's CameraInfo).
+    horizontal_fov: float | None = None
+    relative_encoding: RelativeEncoding = "named"
+    #: The PointCloud2 of metric depth on ``points_topic`` (``points_rgb``: coloured).
+    points: bool = False
+    points_topic: str = "depth/points"
+    points_rgb: bool = False
+    clock: StampClock = "epoch"
+
+    def frame_to_messages(self, **overrides: Any) -> FrameToMessages:
+        """The ROS 2 messages of a frame with these settings."""
+        settings = {
+            "frame_id": self.frame_id,
+            "depth_topic": self.topic,
+            "relative_topic": self.relative_topic,
+            "depth_encoding": self.encoding,
+            "relative_encoding": self.relative_encoding,
+            "intrinsics": self.intrinsics,
+            "horizontal_fov": self.horizontal_fov,
+            "clock": self.clock,
+            "points": self.points,
+            "points_topic": self.points_topic,
+            "points_rgb": self.points_rgb,
+        }
+        return FrameToMessages(**{**settings, **overrides})
 
 
 class Publisher(Protocol):
@@ -95,20 +126,18 @@ class ZmqPublisher:
     this package's three-part messages. Sends never block: each subscriber has a queue of
     ``high_water_mark`` frames; what does not fit is dropped for that subscriber only."""
 
-    def __init__(
-        self,
-        endpoint: str,
-        settings: PublishSettings,
-        high_water_mark: int,
-        clock: StampClock = "media",
-    ) -> None:
+    def __init__(self, endpoint: str, settings: PublishSettings, high_water_mark: int) -> None:
         import zmq
 
         self.zmq = zmq
         self.endpoint = endpoint
         self.settings = settings
-        self.stamps = FrameStamps(clock)
-        messages_per_frame = 2 if settings.intrinsics is not None else 1
+        self.stamps = FrameStamps(settings.clock)
+        #: The point clouds, made as for ROS 2 and sent in this format.
+        self.points = (
+            settings.frame_to_messages(depth=False, camera_info=False) if settings.points else None
+        )
+        messages_per_frame = 1 + (settings.intrinsics is not None) + settings.points
         self.socket = zmq.Context.instance().socket(zmq.XPUB)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark * messages_per_frame)
         self.socket.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
@@ -142,7 +171,8 @@ class ZmqPublisher:
         settings = self.settings
         metric = frame.depth_kind is DepthKind.METRIC_METERS
         topic = self.topic_for(frame.depth_kind)
-        stamp = self.stamps(frame) / 1e9
+        stamp_ns = self.stamps(frame)
+        stamp = stamp_ns / 1e9
         header, data = encode_image(
             frame.depth,
             frame.depth_kind,
@@ -163,7 +193,11 @@ class ZmqPublisher:
                 settings.frame_id,
             )
             not_sent += not self._send(topic + CAMERA_INFO_SUFFIX, info, b"")
-        return not_sent + (not self._send(topic, header, data))
+        not_sent += not self._send(topic, header, data)
+        for message in self.points(frame, stamp_ns) if self.points else []:
+            cloud, points = encode_points(message.fields, frame.index)
+            not_sent += not self._send(message.topic, cloud, points)
+        return not_sent
 
     def _send(self, topic: str, header: dict[str, Any], data: bytes) -> bool:
         try:
@@ -190,23 +224,36 @@ class ZenohPublisher:
         connect: Sequence[str] = (),
         domain_id: int = 0,
         node_name: str = "edgedepth",
-        clock: StampClock = "media",
         tls: ZenohTls | None = None,
         auth: ZenohAuth | None = None,
+        connect_wait: float = CONNECT_WAIT,
     ) -> None:
         self.zenoh = import_zenoh()
         import_cdr_codec()  # before binding: a missing extra is a one-line error up front
         self.bound = endpoint
         self.session = open_zenoh([endpoint], connect, tls, auth)
         self.node = RmwZenohNode(self.session, node_name, domain_id=domain_id)
-        self.messages = FrameToMessages(
-            frame_id=settings.frame_id,
-            depth_topic=settings.topic,
-            relative_topic=settings.relative_topic,
-            depth_encoding=settings.encoding,
-            intrinsics=None if settings.intrinsics is None else settings.intrinsics.matrix,
-            clock=clock,
-        )
+        self.messages = settings.frame_to_messages()
+        #: ``connect`` endpoints no link has reached yet (zenoh keeps trying in the background).
+        self.unreached = list(connect)
+        self._looked_at = 0.0
+        if connect and not wait_until(self._reached_all, connect_wait):
+            for missing in self.unreached:
+                log.warning(
+                    "warning: topic: connect %s: not connected after %g s (nothing answers "
+                    "there: is the router running, e.g. ros2 run rmw_zenoh_cpp rmw_zenohd?); "
+                    "zenoh keeps trying",
+                    missing,
+                    connect_wait,
+                )
+
+    def _reached_all(self) -> bool:
+        """Drop the endpoints linked to now; whether none is left."""
+        if self.unreached:
+            still = set(unreached(self.session, self.unreached))
+            self.unreached = [endpoint for endpoint in self.unreached if endpoint in still]
+        self._looked_at = time.monotonic()
+        return not self.unreached
 
     def topic_for(self, kind: DepthKind) -> str:
         return self.messages.depth_topic_for(kind)
@@ -215,6 +262,8 @@ class ZenohPublisher:
         return int(self.node.publisher(topic, IMAGE).matching)
 
     def publish(self, frame: Frame) -> int:
+        if self.unreached and time.monotonic() - self._looked_at > CONNECT_POLL:
+            self._reached_all()
         not_sent = 0
         for message in self.messages(frame):
             try:
@@ -227,8 +276,17 @@ class ZenohPublisher:
         return not_sent
 
     def close(self) -> None:
+        """Undeclare and close; then a one-line error naming each ``connect`` endpoint never
+        reached: no node there received anything."""
+        if self.unreached:
+            self._reached_all()
         self.node.close()
         self.session.close()
+        if self.unreached:
+            raise EdgedepthError(
+                f"connect {', '.join(self.unreached)}: never connected: nothing there received "
+                "the frames (is the router running, e.g. ros2 run rmw_zenoh_cpp rmw_zenohd?)"
+            )
 
 
 # --- subscriber ---------------------------------------------------------------------------------

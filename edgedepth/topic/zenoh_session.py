@@ -5,12 +5,14 @@ authentication from edgedepth's options, and zenoh's errors as one line."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.options import InputPath, StrictModel
+from edgedepth.topic.endpoints import parse_endpoint
 
 
 class ZenohTls(StrictModel):
@@ -149,3 +151,28 @@ def open_zenoh(
         raise EdgedepthError(
             f"endpoint {', '.join([*listen, *connect])}: zenoh cannot open: {zenoh_error(exc)}"
         ) from None
+
+
+def _address(locator: str) -> tuple[str, set[str], str | None]:
+    """(protocol, IP addresses, port) of a locator (a name resolved; none when it cannot be)."""
+    endpoint = parse_endpoint(zenoh_locator(locator))
+    host = (endpoint.host or "").strip("[]")
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        addresses = set()
+    return endpoint.protocol, addresses | {host}, endpoint.port
+
+
+def unreached(session: Any, connect: Sequence[str]) -> list[str]:
+    """The ``connect`` endpoints the session has no link to now (a link is ours to an endpoint
+    when its far end is that endpoint's protocol, address and port)."""
+    far_ends = [_address(str(link.dst)) for link in session.info.links()]
+    missing = []
+    for endpoint in connect:
+        protocol, addresses, port = _address(endpoint)
+        if not any(
+            end[0] == protocol and end[2] == port and end[1] & addresses for end in far_ends
+        ):
+            missing.append(endpoint)
+    return missing

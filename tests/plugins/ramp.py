@@ -43,4 +43,10 @@ class RampBackend:
 
 @edgedepth.hookimpl
 def register_backends(register: edgedepth.Register) -> None:
-    register("ramp", RampOptions, RampBackend, description="test: a depth ramp with a known range")
+    register(
+        "ramp",
+        RampOptions,
+        RampBackend,
+        description="test: a depth ramp with a known range",
+        check=lambda options, context: setattr(context, "depth_kind", options.kind),
+    )

@@ -62,7 +62,18 @@ class SleepySink:
 
 @edgedepth.hookimpl
 def register_backends(register):
-    register("sleepy", SleepyOptions, SleepyBackend, description="test: mean of RGB, with a delay")
+    register(
+        "sleepy",
+        SleepyOptions,
+        SleepyBackend,
+        description="test: mean of RGB, with a delay",
+        check=check_sleepy,
+    )
+
+
+def check_sleepy(options: SleepyOptions, context: edgedepth.BuildContext) -> None:
+    """``edgedepth check``: says the depth kind, as a backend's check does."""
+    context.depth_kind = options.kind
 
 
 @edgedepth.hookimpl
