@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from edgedepth.api.options import StrictModel, described
 from edgedepth.engine.config import PipelineConfig
 from edgedepth.engine.registry import load_registry
 from tests.conftest import run_edgedepth, synthetic_config
@@ -130,7 +131,7 @@ def test_plugins_name_shows_its_options():
 
 def _options_without_description(model, where: str) -> list[str]:
     missing = []
-    for key, field in model.model_fields.items():
+    for key, field in described(model).model_fields.items():
         if not field.description:
             missing.append(f"{where}.{key}")
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
@@ -140,7 +141,7 @@ def _options_without_description(model, where: str) -> list[str]:
 
 def test_every_built_in_option_has_a_description():
     """`edgedepth plugins NAME` shows a description for every key of every built-in plugin and
-    of the config's own sections (pydantic reads them from the attribute docstrings)."""
+    of the config's own sections (read from the attribute docstrings)."""
     registry = load_registry()
     missing = _options_without_description(PipelineConfig, "config")
     for kind, registrations in registry.by_kind.items():
@@ -161,3 +162,28 @@ def test_readme_lists_every_resize_policy_key():
         assert name in rows, f"README: no row for resize policy {name!r}"
         for key, field in registration.options.model_fields.items():
             assert f"`{key}` ({field.default})" in rows[name], (name, key)
+
+
+def test_descriptions_are_read_from_attribute_docstrings_when_asked():
+    """A plugin's StrictModel gets its attribute docstrings as descriptions, in `plugins NAME`
+    and in the JSON schema, also when the model validated (and built its schema) before; a
+    `Field(description=...)` is kept; a nested section's docstrings are read too."""
+    from pydantic import Field
+
+    class Inner(StrictModel):
+        depth: float = 1.0
+        """How deep."""
+
+    class Options(StrictModel):
+        width: int = 3
+        """How wide, in
+        pixels."""
+        given: int = Field(0, description="from Field")
+        inner: Inner = Inner()
+
+    Options.model_validate({"width": 4})  # the schema is built now, before any description
+    schema = described(Options).model_json_schema()
+    assert schema["properties"]["width"]["description"] == "How wide, in\npixels."
+    assert schema["properties"]["given"]["description"] == "from Field"
+    assert Inner.model_fields["depth"].description == "How deep."
+    assert Options.model_validate({"width": 5}).width == 5  # still validates after the rebuild

@@ -34,7 +34,7 @@ def default_cache_dir() -> Path:
 class PluginSection(BaseModel):
     """``{type: NAME, ...options}``: the options are validated by the plugin's own model."""
 
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: str
     """The registered name of the plugin (``edgedepth plugins`` lists them)."""
 
@@ -46,7 +46,7 @@ class PluginSection(BaseModel):
 class ResizeSection(BaseModel):
     """``{policy: NAME, ...options}``: the options are validated by the policy's own model."""
 
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", defer_build=True)
     policy: str = "none"
     """fixed | keep-aspect | letterbox | none, or a plugin's policy."""
 

@@ -26,10 +26,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger("edgedepth")
 
@@ -54,6 +54,8 @@ def enabled() -> bool:
 @contextlib.contextmanager
 def above_bars() -> Iterator[None]:
     """edgedepth's log lines go above the bar while it is shown."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     with logging_redirect_tqdm(loggers=[log]):
         yield
 
@@ -65,6 +67,8 @@ def steps(
     if not enabled():
         yield from items
         return
+    from tqdm import tqdm
+
     bar = tqdm(items, total=total, desc=description, unit=unit, file=sys.stderr, leave=False)
     with above_bars(), bar:
         yield from bar
@@ -74,6 +78,8 @@ def bar(description: str, total: int | None, unit: str, position: int = 0) -> tq
     """A bar updated by hand (``bar.update(n)``; ``bar.total`` may grow), on stderr when bars
     are on (a disabled one otherwise); close it when done. Log lines meanwhile: in
     :func:`above_bars`."""
+    from tqdm import tqdm
+
     return tqdm(
         total=total,
         desc=description,
@@ -152,6 +158,8 @@ def long_call(description: str, step: str, key: str, work: float = 1.0) -> Itera
             layout = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} of about " + about + "{postfix}"
         else:
             layout = "{desc}: {elapsed} (no estimate yet: the first time on this machine){postfix}"
+        from tqdm import tqdm
+
         bar = tqdm(
             total=estimate, desc=description, bar_format=layout, file=sys.stderr, leave=False
         )

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from edgedepth.api import hookspecs
 from edgedepth.api.errors import ConfigError, PluginError
-from edgedepth.api.options import StrictModel
+from edgedepth.api.options import StrictModel, described
 from edgedepth.engine.config import LoadedConfig, PluginSection, format_location, validate
 
 ENTRY_POINT_GROUP = "edgedepth"
@@ -180,7 +180,7 @@ class Registry:
                     "name": reg.name,
                     "plugin": reg.plugin,
                     "description": reg.description,
-                    "options": reg.options.model_json_schema(),
+                    "options": described(reg.options).model_json_schema(),
                 }
                 for reg in sorted(regs.values(), key=lambda r: r.name)
             ]
@@ -312,7 +312,7 @@ def describe_options(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Each option of ``model`` as ``key: type = default``, its description wrapped on the
     lines below it (indented); the options of a nested section as ``section.key``."""
     lines = []
-    for key, field in model.model_fields.items():
+    for key, field in described(model).model_fields.items():
         nested = field.annotation
         if isinstance(nested, type) and issubclass(nested, BaseModel):
             lines += describe_options(nested, f"{prefix}{key}.")

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind, Frame
@@ -206,6 +205,8 @@ class PipelineRun:
         if runtime.max_frames is not None:
             total = min(total, runtime.max_frames) if total else runtime.max_frames
         show = runtime.progress if runtime.progress is not None else progress_enabled()
+        from tqdm import tqdm
+
         self.progress = tqdm(
             total=total, unit="frame", disable=not show or live, file=sys.stderr, leave=False
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.media.imageops import natural_key
@@ -74,6 +73,8 @@ def read_prediction(path: Path) -> np.ndarray:
 
 def read_png_array(path: Path, what: str) -> np.ndarray:
     """A single-channel PNG as an integer array."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             array = np.asarray(image)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind
@@ -98,6 +97,8 @@ def disparity_to_depth(disparity: np.ndarray, method: DisparityConversion) -> np
 def fit_to_prediction(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
     """Ground truth and confidence resized to the prediction's size with Pillow's nearest
     neighbour, as the challenge does (192×256 → 480×640); the aspect ratios must agree."""
+    from PIL import Image
+
     if sample.pred.ndim != 2 or sample.pred.size == 0:
         raise EdgedepthError(f"{sample.pred_label}: prediction of shape {sample.pred.shape}")
     height, width = sample.pred.shape
@@ -144,6 +145,8 @@ class Scorer:
         return self.figure_dir is not None and (limit is None or position < limit)
 
     def score(self, sample: Sample) -> None:
+        from PIL import Image
+
         pred = sample.pred
         if sample.kind == DepthKind.RELATIVE_DISPARITY:
             self.disparity_seen = True
@@ -244,6 +247,8 @@ def compose_figure(
 ) -> np.ndarray:
     """RGB | prediction (median-scaled) | ground truth | colour bar (m) | relative error, with a
     caption; pixels outside the confidence mask are grey."""
+    from PIL import Image, ImageDraw
+
     height, width = gt_meters.shape
     valid = np.ones_like(gt_meters, dtype=bool) if valid is None else valid
     low, high = (float(v) for v in np.percentile(gt_meters[valid], (2.0, 98.0)))

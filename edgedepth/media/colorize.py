@@ -7,12 +7,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from edgedepth.api.frame import DepthKind
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
+
 
 ColormapName = Literal["turbo", "inferno", "spectral_r", "gray"]
 COLORMAPS: tuple[ColormapName, ...] = ("turbo", "inferno", "spectral_r", "gray")
@@ -70,6 +73,8 @@ def colorize(
     """H×W float depth → H×W×3 uint8 RGB, near at the bright/warm end of the map; with
     ``channels=4`` H×W×4 RGBA (alpha 255), the cheapest form (a video encoder's colour
     conversion takes it as it is). A new, writable array."""
+    from PIL import Image
+
     index = nearness_index(depth, kind, low, high)
     if channels == 4:
         return np.take(_rgba_table(name), index).view(np.uint8).reshape(*index.shape, 4)
@@ -111,6 +116,8 @@ class DisplayRange:
 
 @functools.cache
 def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -124,6 +131,8 @@ def font_size(height: int) -> int:
 
 
 def _text_width(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    from PIL import Image, ImageDraw
+
     return int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)) + 1
 
 
@@ -148,6 +157,8 @@ def colour_bar(
     """A vertical bar (near at the top) with value labels sized for ``height``, H × W × 3 uint8.
     W (at least 90) depends only on the height and the kind, so that every frame of a run
     gets the same width."""
+    from PIL import Image, ImageDraw
+
     size = font_size(height)
     font = label_font(size)
     unit_words = unit_label(kind).split()
@@ -183,6 +194,8 @@ def side_by_side(
 ) -> np.ndarray:
     """RGB | colourised depth [| colour bar], with a line of text over the RGB panel (sized
     for the picture's height)."""
+    from PIL import Image, ImageDraw
+
     panels = [image, depth_rgb] + ([bar] if bar is not None else [])
     canvas = np.concatenate(panels, axis=1)
     if text:
@@ -217,6 +230,8 @@ def caption(picture: np.ndarray, lines: list[str]) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _caption_band(height: int, width: int, channels: int, lines: tuple[str, ...]) -> np.ndarray:
     """The band :func:`caption` adds (drawn once per picture size: the lines are a run's)."""
+    from PIL import Image, ImageDraw
+
     size = max(10, round(height / 28))
     font = label_font(size)
     line_height = round(size * 1.35)

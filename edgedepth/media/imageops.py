@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgedepth.api.errors import EdgedepthError
 
@@ -361,6 +360,8 @@ def natural_key(path: Path) -> list[object]:
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as H×W×3 uint8 RGB, upright as its EXIF orientation says (as
     ``cv2.imread`` does); a one-line :class:`EdgedepthError` if it cannot be read."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))

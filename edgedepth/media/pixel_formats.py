@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 #: What :func:`to_rgb` converts, by the names Windows gives them (``BitmapPixelFormat``).
 PIXEL_FORMATS = ("NV12", "YUY2", "BGRA8")
@@ -60,6 +58,9 @@ def to_rgb(
     """The frame as an (height, width, 3) uint8 RGB array. ``matrix``: ``ITU601`` or
     ``ITU709`` (default: :func:`default_matrix`); ``full_range``: 0-255 luma instead of
     16-235."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
     buffer = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.ravel()
     name = pixel_format.upper()
     if name == "BGRA8":

@@ -45,12 +45,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from edgedepth.api.errors import EdgedepthError, write_error
 from edgedepth.api.frame import DepthKind
+
+if TYPE_CHECKING:
+    import av
+
 
 log = logging.getLogger("edgedepth")
 
@@ -143,6 +147,8 @@ class VideoWriter:
         return None if self._stream is None else (self._stream.height, self._stream.width)
 
     def _open(self, height: int, width: int) -> None:
+        import av
+
         try:
             container = av.open(
                 str(self.path), "w", format=self.container_format, options=self.container_options
@@ -165,6 +171,8 @@ class VideoWriter:
         """Encode one picture (H×W×3 ``rgb24``, H×W×4 ``rgba`` or H×W ``gray16le``) shown at
         ``timestamp`` s;
         timestamps are kept strictly increasing (a live run with drops stays in real time)."""
+        import av
+
         if self._container is None:
             self._open(array.shape[0], array.shape[1])
         assert self._container is not None and self._stream is not None
@@ -180,6 +188,8 @@ class VideoWriter:
 
     def close(self) -> None:
         """Flush the encoder and finish the file (idempotent)."""
+        import av
+
         container, self._container = self._container, None
         if container is None:
             return
@@ -194,6 +204,8 @@ class VideoWriter:
 
 def count_frames(path: Path) -> int:
     """Frames that can be read back from a video file (its packets, without decoding)."""
+    import av
+
     count = 0
     try:
         with av.open(str(path)) as container:
@@ -455,6 +467,8 @@ def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]
     """(timestamp seconds, float32 depth H×W) for every frame of a recording; metric
     recordings come back in metres, invalid pixels as NaN. A truncated file yields every
     complete frame."""
+    import av
+
     path = Path(path)
     with _open_recording(path) as container:
         metadata = _metadata_of(container)
@@ -476,6 +490,8 @@ def read_depth_recording(path: str | Path) -> Iterator[tuple[float, np.ndarray]]
 
 
 def _open_recording(path: Path) -> av.container.InputContainer:
+    import av
+
     try:
         return av.open(str(path))
     except (av.FFmpegError, OSError) as exc:

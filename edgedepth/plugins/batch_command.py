@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 import edgedepth
-from edgedepth.batch.runner import Batch
 from edgedepth.cli import config_option, debug_option, set_option, stop_signals, user_errors
 
 
@@ -53,6 +52,8 @@ def batch(
     listing inputs, one a line), each input replacing the config's source. Inputs whose folder
     is complete are skipped, so a rerun finishes what an interrupted one left; one failed
     input never stops the others. Exit code 0 when every input succeeded."""
+    from edgedepth.batch.runner import Batch
+
     if scheduler is not None and workers is not None:
         raise click.UsageError(
             "--workers is for the local pool; a Dask cluster has the workers you started"

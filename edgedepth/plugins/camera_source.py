@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 from pydantic import Field
 
 import edgedepth
@@ -59,6 +58,8 @@ class PyAVCamera:
     """A camera through FFmpeg's device input: ``device`` is what ``av.open`` takes."""
 
     def __init__(self, options: CameraOptions, device: str, input_format: str) -> None:
+        import av
+
         if input_format == "v4l2" and not Path(device).exists():
             raise EdgedepthError(f"camera: {device} not found (no such video device)")
         asked = {}

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
-from PIL import Image
 from pydantic import Field
 
 import edgedepth
@@ -180,6 +179,8 @@ class DisplaySink:
                 self.snapshot(picture, frame.index)
 
     def snapshot(self, picture: np.ndarray, index: int) -> None:
+        from PIL import Image
+
         directory = Path(self.options.snapshot_dir)
         try:
             directory.mkdir(parents=True, exist_ok=True)

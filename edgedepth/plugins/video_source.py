@@ -6,8 +6,6 @@ import logging
 import time
 from collections.abc import Iterator
 
-import av
-
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import Frame
@@ -26,6 +24,8 @@ class VideoOptions(StrictModel):
 
 class VideoSource:
     def __init__(self, options: VideoOptions, context: BuildContext) -> None:
+        import av
+
         path = options.path
         try:
             self._container = av.open(str(path))
@@ -62,6 +62,8 @@ class VideoSource:
             raise EdgedepthError(f"{path}: unreadable video (no frame size in the stream)")
 
     def frames(self) -> Iterator[Frame]:
+        import av
+
         index = 0
         last_time = 0.0
         try:

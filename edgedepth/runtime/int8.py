@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.engine.progress import long_call
@@ -87,8 +86,14 @@ SETTINGS = {
     "calibration_frames": CALIBRATION_FRAMES,
     "check_frames": CHECK_FRAMES,
     "bound": BOUND,
-    "onnxruntime": onnxruntime.__version__,
 }
+
+
+def settings() -> dict[str, object]:
+    """:data:`SETTINGS` and the ONNX Runtime that quantises (a new version makes a new graph)."""
+    import onnxruntime
+
+    return {**SETTINGS, "onnxruntime": onnxruntime.__version__}
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,8 @@ class Calibration:
 def int8_path(float_model: Path, folder: Path, bound: dict[str, float] | None = None) -> Path:
     """Where the int8 graph of ``float_model`` (checked against ``bound``) is kept in
     ``folder``."""
-    settings = {**SETTINGS, "bound": bound or BOUND}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    key_settings = {**settings(), "bound": bound or BOUND}
+    key = hashlib.sha256(json.dumps(key_settings, sort_keys=True).encode()).hexdigest()[:12]
     return folder / f"{float_model.stem}.int8-{key}.onnx"
 
 
@@ -191,7 +196,7 @@ def _quantise(
     V), else the last."""
     prepared = prepare(float_model, work / "prepared.onnx")
     convs = quantizable_convs(prepared)
-    report: dict = {"settings": SETTINGS, "bound": bound, "candidates": {}}
+    report: dict = {"settings": settings(), "bound": bound, "candidates": {}}
     if calibration is None:
         report["int8"] = "MatMul"
         report["note"] = "no calibration frames: MatMuls only, not checked against float"
@@ -241,6 +246,8 @@ def within(numbers: dict[str, float], bound: dict[str, float]) -> bool:
 def prepare(float_model: Path, out: Path) -> Path:
     """ONNX Runtime's basic optimisations (constant folding, Identity removal), MatMul + Add
     kept apart (a Gemm would hide the MatMul from the quantiser)."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(out)
@@ -359,6 +366,7 @@ def equalise_norm_outputs(model_path: Path, feeds: list[Feeds], out: Path) -> in
 def _channel_peaks(model, tensor_names: list[str], feeds: list[Feeds]) -> dict[str, np.ndarray]:
     """max |x| per last-axis channel of each named tensor over ``feeds``."""
     import onnx
+    import onnxruntime
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

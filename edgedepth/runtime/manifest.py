@@ -24,7 +24,7 @@ MANIFEST_NAME = "manifest.json"
 class TensorSpec(BaseModel):
     """One input or output of the graph."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str
     #: Sizes; a name (or None) for a symbolic one.
@@ -39,7 +39,7 @@ class TensorSpec(BaseModel):
 class Manifest(BaseModel):
     """The record of one graph. Unknown keys are kept (tools add their own results)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     format: int | None = None
     #: The backend type that made the graph (``dav2-metric``, ``dpt``): what runs it.

@@ -35,10 +35,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import onnxruntime as ort
 
 from edgedepth.api.errors import ConfigError, EdgedepthError
 from edgedepth.api.frame import DepthKind
@@ -58,6 +57,9 @@ from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.placement import Placement
 from edgedepth.runtime.sessions import cpu_session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger("edgedepth")
 
@@ -166,6 +168,8 @@ class OnnxBackend:
     export or a QNN compile happens now, not mid-run)."""
 
     def __init__(self, model: DepthModel, options: OnnxOptions, context: BuildContext) -> None:
+        import onnxruntime as ort
+
         self.model = model
         self.options = options
         self.cache_dir = context.cache_dir

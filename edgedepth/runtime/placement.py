@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.runtime.file_identity import content_sha256
@@ -17,6 +16,9 @@ from edgedepth.runtime.model_file import ModelFile
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.qnn import no_npu_reason, qnn_has_npu, qnn_target
 from edgedepth.runtime.sessions import cpu_session, qnn_session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger("edgedepth")
 

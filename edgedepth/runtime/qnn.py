@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from edgedepth.api.errors import EdgedepthError
 
 log = logging.getLogger("edgedepth")
@@ -37,6 +35,7 @@ PRESET_BY_DESCRIPTION = (
     ("8 elite", "snapdragon-8-elite"),
     ("8 gen 3", "snapdragon-8-gen-3"),
 )
+
 #: QNN (QAIRT) SDK bundled in each onnxruntime-qnn release, for packages that do not record it in
 #: ``onnxruntime_qnn.build_and_package_info.qnn_version`` (read from the wheels).
 QNN_VERSION_BY_PACKAGE = {"2.3.0": "2.47.0", "2.5.0": "2.49.40", "2.7.0": "2.51.0"}
@@ -151,6 +150,8 @@ def choose_device(devices: list[Any], system: str, machine: str) -> Any:
     """The EP device QNN runs on: the NPU, else the HTP emulator where the wheel has one
     (``system``/``machine`` as :mod:`platform` and :func:`~edgedepth.system.host.normalize_arch`
     name them); a one-line error saying what is missing otherwise."""
+    import onnxruntime as ort
+
     kinds = ort.OrtHardwareDeviceType
     npus = [d for d in devices if d.device.type == kinds.NPU]
     if npus:
@@ -175,6 +176,8 @@ def choose_device(devices: list[Any], system: str, machine: str) -> Any:
 
 def _find_qnn_target() -> QnnTarget:
     """Register the EP's library if needed and pick its NPU, else its HTP emulator."""
+    import onnxruntime as ort
+
     package = qnn_package()
     name = package.get_ep_name()
     if sys.platform == "win32":

@@ -9,9 +9,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any
 
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.engine.progress import long_call
@@ -20,12 +18,17 @@ from edgedepth.runtime.model_file import is_context_model
 from edgedepth.runtime.options import QnnOptions
 from edgedepth.runtime.qnn import announce_emulator, check_context_version, qnn_target
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
 log = logging.getLogger("edgedepth")
 
 
 def _quiet_onnxruntime() -> None:
     """ONNX Runtime's own log lines (the emulator's "file mapped weights" notice, a failed QNN
     compile's details) are for ``--debug``: errors reach the user as our one-line exceptions."""
+    import onnxruntime as ort
+
     ort.set_default_logger_severity(2 if log.isEnabledFor(logging.DEBUG) else 4)
 
 
@@ -33,6 +36,8 @@ def _quiet_onnxruntime() -> None:
 
 
 def cpu_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     _quiet_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -79,6 +84,8 @@ def qnn_session(
     compiles for the chip the options name even on a real NPU (``deploy compile --local``).
     ``free_dimensions``: symbolic input sizes fixed by name (the HTP takes static shapes).
     ``is_context``: whether ``model_path`` is an EPContext model, when the caller knows."""
+    import onnxruntime as ort
+
     _quiet_onnxruntime()
     target = qnn_target()
     announce_emulator(target)

@@ -13,7 +13,6 @@ import base64
 import re
 import socket
 import threading
-import urllib.request
 from collections.abc import Callable
 from typing import Literal
 from urllib.parse import ParseResult, urlparse
@@ -23,6 +22,8 @@ def proxy_for(url: str) -> ParseResult | None:
     """The proxy ``requests``/``urllib`` would use for ``url``: HTTPS_PROXY / https_proxy
     (HTTP_PROXY for http URLs), unless NO_PROXY names the host; on Windows also the system
     proxy settings."""
+    import urllib.request
+
     parsed = urlparse(url)
     if urllib.request.proxy_bypass(parsed.hostname or ""):
         return None
