@@ -29,7 +29,7 @@ import numpy as np
 
 from edgedepth.api.frame import DepthKind, Frame
 from edgedepth.api.outputs import FrameFolder
-from edgedepth.media.pointcloud import backproject, pack_pointcloud2, ply_bytes
+from edgedepth.media.pointcloud import PointCloud2Packer, backproject, ply_bytes
 from edgedepth.media.synthetic_scene import SyntheticScene
 from edgedepth.topic.ros2 import POINT_CLOUD2, FrameToMessages, encode_cdr
 
@@ -60,6 +60,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         plys = FrameFolder(Path(folder), ".ply", "overwrite", "ply")
 
+        pack_xyz, pack_xyzrgb = PointCloud2Packer(), PointCloud2Packer()  # one per stream
+
         def cloud_message(frame: Frame) -> None:
             (message,) = to_cloud(frame)
             encode_cdr(POINT_CLOUD2, message.fields)
@@ -69,8 +71,8 @@ def main() -> None:
 
         cases: dict[str, Callable[[Frame], object]] = {
             "backproject": lambda f: backproject(f.depth, f.intrinsics),
-            "pack xyz": lambda f: pack_pointcloud2(f.depth, f.intrinsics),
-            "pack xyzrgb": lambda f: pack_pointcloud2(f.depth, f.intrinsics, f.image),
+            "pack xyz": lambda f: pack_xyz(f.depth, f.intrinsics),
+            "pack xyzrgb": lambda f: pack_xyzrgb(f.depth, f.intrinsics, f.image),
             "message + CDR (xyzrgb)": cloud_message,
             "PLY bytes": ply,
             "PLY write": lambda f: plys.write(

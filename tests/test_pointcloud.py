@@ -20,7 +20,12 @@ import yaml
 from edgedepth.api.errors import ConfigError
 from edgedepth.api.frame import DepthKind, Frame, Intrinsics
 from edgedepth.api.stages import BuildContext, SourceInfo
-from edgedepth.media.pointcloud import check_points, pack_pointcloud2, ply_bytes
+from edgedepth.media.pointcloud import (
+    PointCloud2Packer,
+    check_points,
+    pack_pointcloud2,
+    ply_bytes,
+)
 from edgedepth.media.synthetic_scene import SyntheticScene
 from edgedepth.topic.ros2 import POINT_CLOUD2, TYPE_HASHES, FrameToMessages
 from tests.conftest import TESTS, run_edgedepth, synthetic_config
@@ -193,6 +198,26 @@ def test_packing_layouts_and_a_camera_from_its_field_of_view():
     ply = plyfile.PlyData.read(__import__("io").BytesIO(ply_bytes(depth, camera, rgb)))
     assert len(ply["vertex"]) == 2 and ply["vertex"]["red"].tolist() == [0, 15]
     assert Intrinsics(10, 10, 4.5, 2.5).resized((6, 10), (3, 5)) == Intrinsics(5, 5, 2.0, 1.0)
+
+
+def test_a_stream_packer_reuses_its_buffer_without_leaking_frames():
+    """The sinks pack every frame into one kept buffer: each frame's data is what a fresh
+    packing gives (no point, colour or padding of an earlier frame), sizes and layouts may
+    change between frames."""
+    rng = np.random.default_rng(3)
+
+    def frame(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        depth = rng.uniform(0.5, 9.0, (height, width)).astype(np.float32)
+        depth[rng.random((height, width)) < 0.3] = np.nan
+        return depth, rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+    camera = Intrinsics(40.0, 40.0, 15.5, 11.5)
+    packer = PointCloud2Packer()
+    for height, width, coloured in [(24, 32, True), (24, 32, True), (24, 32, False),
+                                    (12, 16, True), (24, 32, True)]:  # fmt: skip
+        depth, rgb = frame(height, width)
+        colours = rgb if coloured else None
+        assert packer(depth, camera, colours) == pack_pointcloud2(depth, camera, colours)
 
 
 def test_points_of_a_frame_with_depth_of_another_size():

@@ -2,7 +2,7 @@
 intrinsics, as ROS 2's ``depth_image_proc`` (``point_cloud_xyz`` / ``point_cloud_xyzrgb``) and
 the official DepthAnythingV2 ``depth_to_pointcloud.py`` make them, in two packings:
 
-- organized, as ``sensor_msgs/msg/PointCloud2`` holds it (:func:`pack_pointcloud2`): height ×
+- organized, as ``sensor_msgs/msg/PointCloud2`` holds it (:class:`PointCloud2Packer`): height ×
   width points in pixel order, NaN where the depth is invalid; ``x y z`` float32 at byte offsets
   0, 4, 8 and a point step of 16, or with ``rgb`` (float32 at 16: bytes b, g, r, 0) a point step
   of 32 — the layout of ``PointCloud2Modifier::setPointCloud2FieldsByString(…, "xyz", "rgb")``
@@ -102,24 +102,44 @@ def colours_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return image[rows[:, np.newaxis], columns]
 
 
+class PointCloud2Packer:
+    """Packs the organized clouds of a stream of frames as PointCloud2 holds them, into one
+    buffer kept for the next frame of the same size: a fresh zeroed 10 MB buffer for each
+    640×480 xyzrgb frame cost more in page faults than the packing (``bench/pointcloud.py``).
+    One per thread (each sink has its own)."""
+
+    def __init__(self) -> None:
+        self._buffer: np.ndarray | None = None
+
+    def __call__(
+        self, depth: np.ndarray, camera: Intrinsics, rgb: np.ndarray | None = None
+    ) -> tuple[tuple[PointField, ...], int, bytes]:
+        """(fields, point_step, data) of ``depth``'s cloud, ``data`` being height rows of width
+        points (row_step = width × point_step), little endian. ``rgb``: the H×W×3 uint8
+        colours of the points (the xyzrgb layout), or None (xyz)."""
+        height, width = depth.shape
+        step = XYZ_POINT_STEP if rgb is None else XYZRGB_POINT_STEP
+        shape = (height, width, step // 4)
+        if self._buffer is None or self._buffer.shape != shape:
+            # Padding is zero, as PointCloud2Modifier's resize leaves it; every frame rewrites
+            # x, y, z and the colour bytes, never the padding.
+            self._buffer = np.zeros(shape, dtype=np.float32)
+        buffer = self._buffer
+        backproject(depth, camera, out=buffer)
+        if rgb is None:
+            return XYZ_FIELDS, step, buffer.tobytes()
+        # The rgb float's bits are 0x00RRGGBB: its little-endian bytes are b, g, r, 0.
+        colour = buffer.view(np.uint8).reshape(height, width, step)
+        for channel in range(3):  # one byte plane at a time: faster than a reversed 3-byte copy
+            colour[..., _RGB_OFFSET + 2 - channel] = rgb[..., channel]
+        return XYZRGB_FIELDS, step, buffer.tobytes()
+
+
 def pack_pointcloud2(
     depth: np.ndarray, camera: Intrinsics, rgb: np.ndarray | None = None
 ) -> tuple[tuple[PointField, ...], int, bytes]:
-    """The organized cloud of ``depth`` as PointCloud2 holds it: (fields, point_step, data),
-    ``data`` being height rows of width points (row_step = width × point_step), little endian.
-    ``rgb``: the H×W×3 uint8 colours of the points (the xyzrgb layout), or None (xyz)."""
-    height, width = depth.shape
-    step = XYZ_POINT_STEP if rgb is None else XYZRGB_POINT_STEP
-    # Padding is zero, as PointCloud2Modifier's resize leaves it.
-    buffer = np.zeros((height, width, step // 4), dtype=np.float32)
-    backproject(depth, camera, out=buffer)
-    if rgb is None:
-        return XYZ_FIELDS, step, buffer.tobytes()
-    # The rgb float's bits are 0x00RRGGBB: its little-endian bytes are b, g, r, 0.
-    colour = buffer.view(np.uint8).reshape(height, width, step)
-    for channel in range(3):  # one byte plane at a time: faster than a reversed 3-byte copy
-        colour[..., _RGB_OFFSET + 2 - channel] = rgb[..., channel]
-    return XYZRGB_FIELDS, step, buffer.tobytes()
+    """The organized cloud of one frame (see :class:`PointCloud2Packer`, for a stream)."""
+    return PointCloud2Packer()(depth, camera, rgb)
 
 
 def unpack_pointcloud2(

@@ -48,11 +48,11 @@ import numpy as np
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import DepthKind, Frame, Intrinsics
 from edgedepth.media.pointcloud import (
+    PointCloud2Packer,
     colours_at,
     depth_intrinsics,
     frame_intrinsics,
     frame_points_check,
-    pack_pointcloud2,
 )
 
 DepthEncoding = Literal["32FC1", "16UC1"]
@@ -303,11 +303,16 @@ def camera_info_message(
 
 
 def point_cloud_message(
-    depth: np.ndarray, camera: Intrinsics, rgb: np.ndarray | None, head: dict[str, Any]
+    depth: np.ndarray,
+    camera: Intrinsics,
+    rgb: np.ndarray | None,
+    head: dict[str, Any],
+    pack: PointCloud2Packer | None = None,
 ) -> dict[str, Any]:
     """A ``sensor_msgs/msg/PointCloud2`` of metric ``depth`` as depth_image_proc makes it
-    (``camera``: the intrinsics at the depth's size; ``rgb``: colours at that size, or None)."""
-    fields, point_step, data = pack_pointcloud2(depth, camera, rgb)
+    (``camera``: the intrinsics at the depth's size; ``rgb``: colours at that size, or None;
+    ``pack``: the stream's packer, whose buffer is reused)."""
+    fields, point_step, data = (pack or PointCloud2Packer())(depth, camera, rgb)
     height, width = depth.shape
     return {
         "header": head,
@@ -436,6 +441,7 @@ class FrameToMessages:
 
     def __post_init__(self) -> None:
         self.stamps = FrameStamps(self.clock)
+        self.pack_points = PointCloud2Packer()
 
     def depth_topic_for(self, kind: DepthKind) -> str:
         """The topic depth of this kind goes to."""
@@ -483,6 +489,6 @@ class FrameToMessages:
                 )
             depth_camera = depth_intrinsics(camera, (frame.height, frame.width), depth)
             rgb = colours_at(frame.image, depth.shape) if self.points_rgb else None
-            cloud = point_cloud_message(depth, depth_camera, rgb, head)
+            cloud = point_cloud_message(depth, depth_camera, rgb, head, self.pack_points)
             add(self.points_topic, POINT_CLOUD2, cloud, None)
         return messages
