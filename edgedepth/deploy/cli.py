@@ -4,30 +4,21 @@ Hub) and status. A built-in plugin: it adds its commands through ``register_comm
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 import edgedepth
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.cli import config_option, debug_option, load_with_plugins, set_option, user_errors
-from edgedepth.deploy.artifact import (
-    DeployTarget,
-    Feeds,
-    bind_model,
-    deploy_target,
-    depth_maps,
-    export_float_graph,
-    parse_size,
-    prepare_out_dir,
-    require_model_dir,
-    sample_frames,
-    with_source,
-)
 from edgedepth.engine.config import PluginSection
 from edgedepth.runtime.accuracy import format_comparison
 from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.options import QNN_PRESETS, QnnOptions
 from edgedepth.runtime.sessions import cpu_session
+
+if TYPE_CHECKING:
+    from edgedepth.deploy.artifact import DeployTarget, Feeds
 
 out_option = click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True
@@ -49,6 +40,8 @@ def _target(
     input_size: str | None,
     source: PluginSection | None = None,
 ) -> DeployTarget:
+    from edgedepth.deploy.artifact import deploy_target, parse_size, with_source
+
     loaded, registry = load_with_plugins(config, overrides)
     size = parse_size(input_size) if input_size else None
     target = deploy_target(loaded, registry, size)
@@ -93,6 +86,8 @@ def export(
     config: Path, out_dir: Path, overrides: tuple[str, ...], input_size: str | None, debug: bool
 ) -> None:
     """ONNX of the config's model with its pre/post processing in the graph, plus manifest.json."""
+    from edgedepth.deploy.artifact import export_float_graph, prepare_out_dir
+
     with user_errors(debug):
         prepare_out_dir(out_dir)
         target = _target(config, overrides, input_size)
@@ -127,6 +122,7 @@ def quantize(
     debug: bool,
 ) -> None:
     """QDQ quantisation for the QNN HTP, calibrated on real frames; reports the loss vs float."""
+    from edgedepth.deploy.artifact import export_float_graph, prepare_out_dir, sample_frames
     from edgedepth.deploy.quantize import quantize_model
 
     with user_errors(debug):
@@ -206,6 +202,14 @@ def compile_command(
     debug: bool,
 ) -> None:
     """Compile to a QNN context binary and verify it against the float model on sample frames."""
+    from edgedepth.deploy.artifact import (
+        bind_model,
+        export_float_graph,
+        prepare_out_dir,
+        require_model_dir,
+        sample_frames,
+    )
+
     with user_errors(debug):
         if where is None:
             raise EdgedepthError("compile: say where: --local or --aihub")
@@ -272,6 +276,7 @@ def _compile_aihub(
     **aihub_options: str,
 ) -> None:
     from edgedepth.deploy import aihub
+    from edgedepth.deploy.artifact import depth_maps
 
     session = cpu_session(source_dir / (manifest.reference_model or "model.onnx"))
     reference = depth_maps(target.model, session, feeds)

@@ -21,13 +21,6 @@ from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import Frame
 from edgedepth.api.options import StrictModel
 from edgedepth.api.stages import BuildContext, SourceInfo
-from edgedepth.media.cameras import (
-    camera_apis,
-    default_format,
-    list_api,
-    open_first,
-    resolve_device,
-)
 
 #: Asked for when the config gives no size/rate. Nearly every UVC webcam offers 640×480 at 30
 #: fps; DepthAnythingV2 works at 350–518 px anyway; and DirectShow's own default is the first
@@ -171,6 +164,7 @@ def open_listed(options: CameraOptions, apis: tuple[str, ...]) -> Any:
     """Windows: list the cameras of ``apis`` (Media Foundation, DirectShow), find the one
     ``device`` names and open it with the first API that can."""
     from edgedepth.media import mediafoundation
+    from edgedepth.media.cameras import list_api, open_first, resolve_device
 
     listings = [list_api(api, formats=False) for api in apis]
     openers = {
@@ -183,6 +177,8 @@ def open_listed(options: CameraOptions, apis: tuple[str, ...]) -> Any:
 
 
 def open_camera(options: CameraOptions, context: BuildContext) -> Any:
+    from edgedepth.media.cameras import camera_apis, default_format
+
     if options.api == "opencv":
         return OpenCVCamera(options)
     apis = camera_apis()

@@ -42,7 +42,6 @@ from edgedepth.runtime.manifest import Manifest
 from edgedepth.runtime.onnx_backend import GraphSignature, OnnxBackendFactory
 from edgedepth.runtime.options import OnnxOptions
 from edgedepth.runtime.placement import targets_htp
-from edgedepth.system.network import unreachable
 
 log = logging.getLogger("edgedepth")
 
@@ -180,6 +179,8 @@ class DAv2Model:
         """What the run opens first: the weights (the official file cached, or reachable for
         download), the checkpoint read and matched to the model when no graph for this size is
         cached, and the cache it would write to."""
+        from edgedepth.system.network import unreachable
+
         options = self.options
         if options.model is not None:
             return

@@ -42,7 +42,6 @@ import numpy as np
 from edgedepth.api.errors import ConfigError, EdgedepthError
 from edgedepth.api.frame import DepthKind
 from edgedepth.api.stages import BuildContext
-from edgedepth.media.synthetic_scene import sample_images
 from edgedepth.runtime.cache import check_cache_folder
 from edgedepth.runtime.exports import (
     GRAPH_CACHE,
@@ -301,6 +300,8 @@ class OnnxBackend:
             return None
 
         def feeds(count: int) -> list[dict[str, np.ndarray]]:
+            from edgedepth.media.synthetic_scene import sample_images
+
             if self.signature is None:
                 self._bind(cpu_session(float_graph, threads=1), manifest, float_graph)
             return [self.model.inputs(image) for image in sample_images(*size, count)]
