@@ -29,7 +29,8 @@ The house, one folder per layer; arrows point down (a layer imports only the lay
   ``graph``, ``export``, ``layouts`` (ready ONNX files);
 - ``media/`` — ``imageops`` (every resize), ``colorize``, ``pointcloud`` (metric depth
   back-projected: PointCloud2 and PLY packings), ``recording`` (mp4 and lossless depth),
-  ``cameras`` (every camera API's listing, ``device:`` resolution), ``mediafoundation``
+  ``camera_devices`` (what a camera is and offers), ``cameras`` (every camera API's listing,
+  ``device:`` resolution), ``mediafoundation``
   (Windows cameras through WinRT), ``pixel_formats`` (camera frames to RGB),
   ``synthetic_scene``;
 - ``topic/`` — depth topics (ZeroMQ, zenoh/rmw_zenoh), ``ros2`` messages in CDR,

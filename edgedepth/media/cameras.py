@@ -22,11 +22,12 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgedepth.api.errors import EdgedepthError
+from edgedepth.media.camera_devices import CameraDevice, CameraFormat
 
 #: FFmpeg's camera input per platform.
 DEVICE_FORMATS = {"linux": "v4l2", "win32": "dshow", "darwin": "avfoundation"}
@@ -36,43 +37,6 @@ CAMERA_APIS = {
     "linux": ("v4l2",),
     "darwin": ("avfoundation",),
 }
-
-
-@dataclass(frozen=True)
-class CameraFormat:
-    """One way a camera can deliver frames."""
-
-    width: int
-    height: int
-    fps: float | None
-    #: NV12, YUY2, MJPG (Media Foundation's subtypes); yuyv422, mjpeg (FFmpeg's names).
-    pixel_format: str
-
-    def __str__(self) -> str:
-        rate = f" {self.fps:g} fps" if self.fps else ""
-        return f"{self.width}x{self.height}{rate} {self.pixel_format}"
-
-
-@dataclass(frozen=True)
-class CameraDevice:
-    """One video capture device, as one API sees it."""
-
-    #: Position among this API's cameras (what ``device: N`` in a config means).
-    index: int
-    #: The name people see ("Integrated Camera").
-    name: str
-    #: What the API opens: Media Foundation's source group id, the DirectShow unique name,
-    #: /dev/videoN, the AVFoundation index.
-    open_name: str
-    api: str = "dshow"
-    formats: tuple[CameraFormat, ...] = ()
-
-    def url(self, input_format: str) -> str:
-        """The string to give ``av.open`` for this device."""
-        return f"video={self.open_name}" if input_format == "dshow" else self.open_name
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "formats": [asdict(f) for f in self.formats]}
 
 
 @dataclass

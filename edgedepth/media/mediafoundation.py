@@ -24,7 +24,7 @@ from typing import Any
 from edgedepth.api.errors import EdgedepthError
 from edgedepth.api.frame import Frame
 from edgedepth.api.stages import SourceInfo
-from edgedepth.media.cameras import CameraDevice, CameraFormat
+from edgedepth.media.camera_devices import CameraDevice, CameraFormat
 from edgedepth.media.pixel_formats import Plane, to_rgb
 
 #: Subtypes read as they come (anything else, e.g. MJPG, is asked for as NV12: Media
