@@ -6,6 +6,7 @@ import inspect
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,13 +175,26 @@ def offline_hub() -> dict[str, str]:
     return {"HF_ENDPOINT": f"http://127.0.0.1:{_refusing_socket().getsockname()[1]}"}
 
 
+#: The cache folder this pytest process made (None where it was given one: an xdist worker
+#: inherits its controller's), removed when the session ends.
+_session_cache: str | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Nothing a test runs writes into the user's cache (exports, step times): a test that needs
     # a cache of its own still names one.
-    os.environ.setdefault("EDGEDEPTH_CACHE", tempfile.mkdtemp(prefix="edgedepth-test-cache-"))
+    global _session_cache
+    if "EDGEDEPTH_CACHE" not in os.environ:
+        _session_cache = tempfile.mkdtemp(prefix="edgedepth-test-cache-")
+        os.environ["EDGEDEPTH_CACHE"] = _session_cache
     # Nothing a test runs reaches Hugging Face: a test that needs a download serves it itself
     # (a mirror on 127.0.0.1); the tests that assume no network also say so with offline_hub().
     os.environ.update(offline_hub())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_cache is not None:
+        shutil.rmtree(_session_cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
