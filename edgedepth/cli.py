@@ -85,6 +85,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except click.exceptions.Exit:
         raise
     except Exception as exc:
+        exit_if_stdout_closed(exc)
         if debug:
             traceback.print_exception(exc)
         click.echo(
@@ -92,6 +93,32 @@ def user_errors(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(1)
+
+
+def exit_if_stdout_closed(exc: BaseException) -> None:
+    """After a BrokenPipeError because stdout's reader went away (``edgedepth plugins --verbose |
+    head``: it has what it wanted), exit quietly with 141, as a tool that SIGPIPE ends; stdout is
+    pointed at the null device first, so that Python's flush at exit has nothing to complain
+    about. A broken pipe of anything else (a socket) returns: that one is an error."""
+    if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (POLLERR). Without ``poll``
+    (Windows), a broken pipe reaching the command line is taken to be stdout's."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return True
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by something without a file
+        return False
+    poller = select.poll()
+    poller.register(fileno, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def format_outputs(outputs: list[SinkOutput]) -> list[str]:
@@ -324,6 +351,9 @@ def main() -> None:
     except KeyboardInterrupt:  # while plugins load (a command handles its own)
         click.echo("error: interrupted by SIGINT", err=True)
         sys.exit(130)
+    except BrokenPipeError as exc:  # help or a listing cut short by its reader
+        exit_if_stdout_closed(exc)
+        raise
     except click.ClickException as exc:  # usage errors: one line, like every other error
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:

@@ -92,6 +92,7 @@ NO_POSIX_SIGNALS = "sends POSIX signals to a child process"
 NO_PSEUDO_TERMINAL = "a POSIX pseudo-terminal"
 POSIX_VENV = "the venv layout below is POSIX's"
 WINDOWS_ONLY = "a Windows-only API (DirectShow cameras)"
+POSIX_PIPE = "a POSIX pipe whose reader is gone (EPIPE, POLLERR)"
 
 #: Skip reason → whether this platform justifies it.
 PLATFORM_SKIPS: dict[str, bool] = {
@@ -99,6 +100,7 @@ PLATFORM_SKIPS: dict[str, bool] = {
     NO_POSIX_SIGNALS: ON_WINDOWS,
     NO_PSEUDO_TERMINAL: ON_WINDOWS,
     POSIX_VENV: ON_WINDOWS,
+    POSIX_PIPE: ON_WINDOWS,
     WINDOWS_ONLY: not ON_WINDOWS,
 }
 #: Packages an install lacks by design, and where (``pytest.importorskip`` may skip for them

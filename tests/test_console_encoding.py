@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from edgedepth.system.console import ascii_rendering
-from tests.conftest import synthetic_config
+from tests.conftest import POSIX_PIPE, synthetic_config
 
 CODE_PAGES = ["cp1252", "cp437"]
 
@@ -75,3 +75,21 @@ def test_run_and_check(tmp_path, encoding):
     assert code == 0, err
     assert f"synthetic 64x48 (file mode) -> none 48{times}64" in err  # the pipeline line
     assert "frames" in err and len(list((tmp_path / "out").glob("*.npy"))) == 3
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason=POSIX_PIPE)
+def test_output_cut_short_by_its_reader_exits_quietly(tmp_path):
+    """`edgedepth plugins --verbose | head -1`: the reader closes the pipe; edgedepth stops with
+    141 (as a tool SIGPIPE ends) and says nothing, instead of "unexpected BrokenPipeError"."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before anything is written: every write fails
+    done = subprocess.run(
+        [sys.executable, "-m", "edgedepth", "plugins", "--verbose"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    os.close(writer)
+    assert (done.returncode, done.stderr) == (141, "")
