@@ -83,7 +83,12 @@ def efficiency(work: Path, frames: int) -> None:
                 "preprocess": {"resize": {"policy": "fixed", "width": 350, "height": 350}},
                 "backend": {**VITS, "runtime": "onnx-cpu"},
                 "sinks": [
-                    {"type": "video", "path": "out.mp4", "lossless": lossless},
+                    {
+                        "type": "video",
+                        "path": "out.mp4",
+                        "lossless": lossless,
+                        "existing": "overwrite",
+                    },
                     {"type": "npy", "dir": "npy", "existing": "overwrite"},
                 ],
             },
@@ -157,7 +162,14 @@ def reference(work: Path, frames: int) -> None:
                 "source": {"type": "video", "path": "clip.mp4"},
                 "preprocess": {"resize": {"policy": "keep-aspect", "lower_bound": 518}},
                 "backend": {**VITS, "runtime": runtime},
-                "sinks": [{"type": "video", "path": "edgedepth.mp4", "layout": "side-by-side"}],
+                "sinks": [
+                    {
+                        "type": "video",
+                        "path": "edgedepth.mp4",
+                        "layout": "side-by-side",
+                        "existing": "overwrite",
+                    }
+                ],
             },
         )
         print(stats.format_table())
@@ -171,7 +183,7 @@ def lpcvc(work: Path, frames: int) -> None:
     render_video(work / "clip.mp4", frames)
     common = {
         "source": {"type": "video", "path": "clip.mp4"},
-        "sinks": [{"type": "npy", "dir": "npy"}],
+        "sinks": [{"type": "npy", "dir": "npy", "existing": "overwrite"}],
         "runtime": {"cache_dir": str(CACHE)},
     }
     in_graph = {"resize_to": [350, 350], "output_size": "input", "invert": True}

@@ -104,7 +104,14 @@ def main() -> None:
                 "random_weights": True,
                 "runtime": "onnx-cpu",
             },
-            "sinks": [{"type": "video", "path": "out.mp4", "layout": "side-by-side"}],
+            "sinks": [
+                {
+                    "type": "video",
+                    "path": "out.mp4",
+                    "layout": "side-by-side",
+                    "existing": "overwrite",
+                }
+            ],
             "runtime": {"cache_dir": str(work / "cache"), "progress": False},
         }
         (work / "run.yaml").write_text(yaml.safe_dump(config))

@@ -73,7 +73,14 @@ def edgedepth_config(work: Path, checkpoint: Path, precision: str) -> Path:
             "runtime": "onnx-cpu",
             "precision": precision,
         },
-        "sinks": [{"type": "video", "path": f"{precision}.mp4", "layout": "side-by-side"}],
+        "sinks": [
+            {
+                "type": "video",
+                "path": f"{precision}.mp4",
+                "layout": "side-by-side",
+                "existing": "overwrite",
+            }
+        ],
         "runtime": {"cache_dir": str(work / "cache"), "progress": False},
     }
     path = work / f"{precision}.yaml"

@@ -105,7 +105,7 @@ def edgedepth_run(work: Path, photos: Path, checkpoint: Path, kind: str, runtime
         "source": {"type": "images", "path": str(photos)},
         "preprocess": {"resize": {"policy": "keep-aspect", "lower_bound": 518}},
         "backend": {"type": f"dav2-{kind}", "checkpoint": str(checkpoint), "runtime": runtime},
-        "sinks": [{"type": "npy", "dir": str(work / out)}],
+        "sinks": [{"type": "npy", "dir": str(work / out), "existing": "overwrite"}],
         "runtime": {"cache_dir": str(work / "cache"), "progress": False},
     }
     path = work / f"{out}.yaml"

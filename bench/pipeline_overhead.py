@@ -53,7 +53,7 @@ def main() -> None:
                     "source": {"type": "video", "path": "clip.mp4"},
                     "preprocess": {"resize": {"policy": "fixed", "width": 350, "height": 350}},
                     "backend": {"type": "sleep", "delay_ms": args.sleep_ms},
-                    "sinks": [{"type": "npy", "dir": "out"}],
+                    "sinks": [{"type": "npy", "dir": "out", "existing": "overwrite"}],
                     "runtime": {"progress": False},
                 }
             )
