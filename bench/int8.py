@@ -66,9 +66,9 @@ KINDS = {
 }  # fmt: skip
 
 
-def backend_graphs(size: tuple[int, int]) -> dict[str, Path]:
-    """float32 export, the shipped int8 graph and the MatMul + Conv candidate, made through the
-    backend (ViT-S, random weights)."""
+def float_graph(size: tuple[int, int]) -> tuple[Path, int8.Calibration]:
+    """The float32 export of ViT-S (random weights) at ``size``, made through the backend, and
+    the calibration the backend gives int8 for it."""
     backend = load_registry().build(
         "backends",
         "dav2-relative",
@@ -76,7 +76,13 @@ def backend_graphs(size: tuple[int, int]) -> dict[str, Path]:
         BuildContext(None, "file", CACHE, input_size=size),
     )
     graph = export_folder(backend.model.graph_key(htp=False), size, CACHE) / "model.onnx"
-    calibration = backend.calibration(size, graph, backend.signature.manifest)
+    return graph, backend.calibration(size, graph, backend.signature.manifest)
+
+
+def backend_graphs(size: tuple[int, int]) -> dict[str, Path]:
+    """float32 export, the shipped int8 graph and the MatMul + Conv candidate, made through the
+    backend (ViT-S, random weights)."""
+    graph, calibration = float_graph(size)
     return {
         "float32": graph,
         "int8 (shipped)": int8.int8_model(graph, graph.parent, calibration),

@@ -17,13 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from int8 import CACHE  # bench/int8.py's cache of exports
+from int8 import CACHE, float_graph  # bench/int8.py: its cache of exports, its export
 
-from edgedepth.api.stages import BuildContext
-from edgedepth.engine.registry import load_registry
 from edgedepth.runtime import int8
 from edgedepth.runtime.accuracy import compare_depth
-from edgedepth.runtime.exports import export_folder
 from edgedepth.runtime.sessions import cpu_session
 
 SIZE = (350, 350)
@@ -45,14 +42,7 @@ def seconds_per_run(graphs: dict[str, Path], feeds: dict, rounds: int = 7) -> di
 
 
 def main() -> None:
-    backend = load_registry().build(
-        "backends",
-        "dav2-relative",
-        {"random_weights": True, "encoder": "vits", "runtime": "onnx-cpu", "precision": "int8"},
-        BuildContext(None, "file", CACHE, input_size=SIZE),
-    )
-    graph = export_folder(backend.model.graph_key(htp=False), SIZE, CACHE) / "model.onnx"
-    calibration = backend.calibration(SIZE, graph, backend.signature.manifest)
+    graph, calibration = float_graph(SIZE)
     work = CACHE / "int8-convs"
     work.mkdir(parents=True, exist_ok=True)
     prepared = int8.prepare(graph, work / "prepared.onnx")
