@@ -15,7 +15,6 @@ import _thread
 import contextlib
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 from collections import Counter, deque
@@ -28,18 +27,12 @@ from typing import Any
 from edgedepth.batch.job import InputTask, Notify, OnResult, ProgressEvent, run_input
 from edgedepth.batch.report import InputResult
 from edgedepth.engine.run import FINALISE_SECONDS
+from edgedepth.runtime.sessions import usable_cores
 
 log = logging.getLogger("edgedepth")
 
 #: Workers that may die running one input before it fails.
 MAX_DEATHS = 3
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):  # Linux: a container or taskset may allow fewer
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def default_workers(backend_threads: int) -> int:

@@ -25,7 +25,7 @@ from edgedepth.batch.job import (
     load_with_plugins,
     unfinished_attempts,
 )
-from edgedepth.batch.local import LocalPool, default_workers, usable_cores
+from edgedepth.batch.local import LocalPool, default_workers
 from edgedepth.batch.report import (
     BatchReport,
     InputResult,
@@ -36,6 +36,7 @@ from edgedepth.batch.report import (
 from edgedepth.engine import progress
 from edgedepth.engine.config import LoadedConfig
 from edgedepth.engine.registry import PipelineSpec, Registry, resolve_config
+from edgedepth.runtime.sessions import usable_cores
 
 log = logging.getLogger("edgedepth")
 
@@ -55,8 +56,8 @@ class Executor(Protocol):
 
 
 def backend_threads(spec: PipelineSpec) -> int:
-    """Cores one worker's backend uses: its ``threads`` option (unset: one per core, as ONNX
-    Runtime's default); 1 for a backend without one."""
+    """Cores one worker's backend uses: its ``threads`` option (unset: one per usable core, as
+    :func:`~edgedepth.runtime.sessions.cpu_session` does); 1 for a backend without one."""
     options = spec.backend.options
     if not hasattr(options, "threads"):
         return 1

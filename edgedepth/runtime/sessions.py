@@ -35,6 +35,14 @@ def _quiet_onnxruntime() -> None:
 # --- sessions ------------------------------------------------------------------------------------
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the
+    machine has): a CPU session's threads unless told otherwise."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_session(model_path: Path, threads: int | None = None) -> ort.InferenceSession:
     import onnxruntime as ort
 
@@ -43,7 +51,7 @@ def cpu_session(model_path: Path, threads: int | None = None) -> ort.InferenceSe
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Default: one thread per core. The other stages mostly wait in C code (decode, encode),
     # and the backend is the slowest stage, so it gets the whole machine.
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options.intra_op_num_threads = threads or usable_cores()
     # Idle ONNX Runtime threads would spin-wait for work, taking the CPU from the other stages
     # (decode, colourise, encode) that run at the same time in the pipeline.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
