@@ -73,11 +73,11 @@ def colorize(
     """H×W float depth → H×W×3 uint8 RGB, near at the bright/warm end of the map; with
     ``channels=4`` H×W×4 RGBA (alpha 255), the cheapest form (a video encoder's colour
     conversion takes it as it is). A new, writable array."""
-    from PIL import Image
-
     index = nearness_index(depth, kind, low, high)
     if channels == 4:
         return np.take(_rgba_table(name), index).view(np.uint8).reshape(*index.shape, 4)
+    from PIL import Image
+
     # A palette image is a lookup table in C: faster than numpy's 3-byte gathers.
     picture = Image.frombuffer("P", index.shape[::-1], index, "raw", "P", 0, 1)
     picture.putpalette(_palette(name))

@@ -35,7 +35,6 @@ PRESET_BY_DESCRIPTION = (
     ("8 elite", "snapdragon-8-elite"),
     ("8 gen 3", "snapdragon-8-gen-3"),
 )
-
 #: QNN (QAIRT) SDK bundled in each onnxruntime-qnn release, for packages that do not record it in
 #: ``onnxruntime_qnn.build_and_package_info.qnn_version`` (read from the wheels).
 QNN_VERSION_BY_PACKAGE = {"2.3.0": "2.47.0", "2.5.0": "2.49.40", "2.7.0": "2.51.0"}
