@@ -42,7 +42,6 @@ HEAVY = ("torch", "scipy", "matplotlib", "cv2")
 FLOOR = "import onnxruntime, numpy, av, pydantic, yaml, click"
 INFERENCE = """
 import sys, time
-started = time.perf_counter()
 import numpy as np
 import onnxruntime
 from pathlib import Path
