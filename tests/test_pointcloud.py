@@ -23,7 +23,6 @@ from edgedepth.api.stages import BuildContext, SourceInfo
 from edgedepth.media.pointcloud import (
     PointCloud2Packer,
     check_points,
-    pack_pointcloud2,
     ply_bytes,
 )
 from edgedepth.media.synthetic_scene import SyntheticScene
@@ -188,7 +187,7 @@ def test_packing_layouts_and_a_camera_from_its_field_of_view():
     depth = np.array([[1.0, np.nan, np.inf], [0.0, -2.0, 4.0]], dtype=np.float32)
     camera = Intrinsics.from_horizontal_fov(90.0, 3, 2)
     assert (camera.fx, camera.cx, camera.cy) == pytest.approx((1.5, 1.0, 0.5))
-    fields, step, data = pack_pointcloud2(depth, camera)
+    fields, step, data = PointCloud2Packer()(depth, camera)
     assert ([f.name for f in fields], step, len(data)) == (["x", "y", "z"], 16, 6 * 16)
     xyz = np.frombuffer(data, "<f4").reshape(2, 3, 4)[..., :3]
     assert np.isnan(xyz.reshape(6, 3)[1:5]).all()
@@ -217,7 +216,7 @@ def test_a_stream_packer_reuses_its_buffer_without_leaking_frames():
                                     (12, 16, True), (24, 32, True)]:  # fmt: skip
         depth, rgb = frame(height, width)
         colours = rgb if coloured else None
-        assert packer(depth, camera, colours) == pack_pointcloud2(depth, camera, colours)
+        assert packer(depth, camera, colours) == PointCloud2Packer()(depth, camera, colours)
 
 
 def test_points_of_a_frame_with_depth_of_another_size():

@@ -135,13 +135,6 @@ class PointCloud2Packer:
         return XYZRGB_FIELDS, step, buffer.tobytes()
 
 
-def pack_pointcloud2(
-    depth: np.ndarray, camera: Intrinsics, rgb: np.ndarray | None = None
-) -> tuple[tuple[PointField, ...], int, bytes]:
-    """The organized cloud of one frame (see :class:`PointCloud2Packer`, for a stream)."""
-    return PointCloud2Packer()(depth, camera, rgb)
-
-
 def unpack_pointcloud2(
     data: bytes, height: int, width: int, fields: dict[str, int], point_step: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
