@@ -307,12 +307,12 @@ def point_cloud_message(
     camera: Intrinsics,
     rgb: np.ndarray | None,
     head: dict[str, Any],
-    pack: PointCloud2Packer | None = None,
+    pack: PointCloud2Packer,
 ) -> dict[str, Any]:
     """A ``sensor_msgs/msg/PointCloud2`` of metric ``depth`` as depth_image_proc makes it
     (``camera``: the intrinsics at the depth's size; ``rgb``: colours at that size, or None;
     ``pack``: the stream's packer, whose buffer is reused)."""
-    fields, point_step, data = (pack or PointCloud2Packer())(depth, camera, rgb)
+    fields, point_step, data = pack(depth, camera, rgb)
     height, width = depth.shape
     return {
         "header": head,
